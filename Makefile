@@ -1,0 +1,59 @@
+# Build and test the book.  On a fresh machine:
+#     make book     # virtual environment, requirements, lib; HTML book in _build/html/
+#     make test     # pytest tests/ (unit and physics tests of lib), then pytest --nbval book/
+# Scale and device: LIB_SCALE=quick|paper, LIB_DEVICE=cpu|cuda|cuda:N (see README.md).
+# GPU: `make venv TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126` first installs the
+# CUDA build of the torch version pinned in requirements.txt (pick the CUDA variant that
+# matches your driver), then everything else.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_INDEX_URL ?=
+# The artefact cache of lib.cache: $LIB_CACHE_DIR if set, else .artefacts/ in the checkout.
+CACHE_DIR := $(if $(LIB_CACHE_DIR),$(LIB_CACHE_DIR),.artefacts)
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv test test-lib test-book book clean clean-cache
+
+help:
+	@echo "make venv         create $(VENV), install requirements.txt and lib (pip install -e .)"
+	@echo "make test         pytest tests/, then pytest --nbval book/ (every chapter and its checks)"
+	@echo "make book         build the HTML book into _build/html/ (index.html)"
+	@echo "make clean        remove _build/ (the book and its execution cache); keeps the artefacts"
+	@echo "make clean-cache  remove the artefact cache ($(CACHE_DIR))"
+
+venv: $(STAMP)
+
+# (Re-)install whenever requirements.txt or pyproject.toml change.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+ifneq ($(strip $(TORCH_INDEX_URL)),)
+	$(BIN)/python -m pip install "$$(grep -E '^torch==' requirements.txt)" --index-url $(TORCH_INDEX_URL)
+endif
+	$(BIN)/python -m pip install -r requirements.txt
+	$(BIN)/python -m pip install -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest tests/
+	$(BIN)/pytest --nbval book/
+
+test-lib: $(STAMP)
+	$(BIN)/pytest tests/
+
+test-book: $(STAMP)
+	$(BIN)/pytest --nbval book/
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -n -W --keep-going
+	test -f _build/html/index.html
+
+clean:
+	rm -rf _build
+
+clean-cache:
+	@case "$(abspath $(CACHE_DIR))" in /|$(HOME)|$(CURDIR)) \
+	  echo "refusing to remove $(CACHE_DIR)"; exit 1;; esac
+	rm -rf "$(CACHE_DIR)"

@@ -1,0 +1,263 @@
+"""Collect the book's chapters for ``pytest --nbval book/``.
+
+The chapters are MyST Markdown notebooks (``.md`` files with jupytext front matter and
+``{code-cell}`` directives).  nbval itself only collects ``.ipynb`` files, so this conftest
+adds a collector that
+
+- collects exactly the chapters listed in ``_toc.yml`` (at the repository root) that are MyST
+  notebooks with at least one code cell, in table-of-contents order; files under ``book/`` that
+  are not in the table of contents, plain Markdown pages and stray ``.ipynb`` files are ignored;
+- reads each chapter with ``jupytext.read`` (so what runs is exactly what Jupyter Book runs);
+- executes it cell by cell in a kernel of the *running* Python interpreter (nbval's
+  ``--nbval-current-env`` kernel), with the chapter's directory as working directory, as
+  Jupyter Book does; ``--nbval-kernel-name NAME`` still overrides the kernel;
+- never compares outputs (MyST chapters store none): a cell fails when it raises, e.g. when a
+  check fails, and the failure names the chapter, the cell and its line in the ``.md`` file.
+
+Cells tagged ``skip-execution`` (not executed by Jupyter Book either) or ``nbval-skip`` are
+skipped; cells tagged ``raises-exception`` may raise, as in Jupyter Book.  The per-cell
+timeout is nbval's ``--nbval-cell-timeout`` (default 2000 s).
+
+Nothing here is active without ``--nbval`` (or ``--nbval-lax``), and ``pytest tests/`` never
+loads this file.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from functools import lru_cache
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+from nbval.kernel import CURRENT_ENV_KERNEL_NAME
+from nbval.plugin import IPyNbCell, IPyNbFile, find_comment_markers, find_metadata_tags
+
+BOOK_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BOOK_DIR.parent
+TOC_PATH = REPO_ROOT / "_toc.yml"
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|\Z)", re.DOTALL)
+_CODE_CELL = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*\{code-cell\}")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+# --------------------------------------------------------------------------------------
+# The table of contents
+# --------------------------------------------------------------------------------------
+
+
+def toc_entries(toc_path: Path = TOC_PATH) -> list[str]:
+    """Every document of ``_toc.yml`` in reading order (root first), as written there."""
+    toc = yaml.safe_load(Path(toc_path).read_text(encoding="utf-8"))
+    entries: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if isinstance(node.get(key), str):
+                    entries.append(node[key])
+            for key in ("parts", "chapters", "sections", "subtrees", "entries"):
+                for child in node.get(key) or []:
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(toc)
+    return entries
+
+
+def resolve_entry(entry: str, root: Path = REPO_ROOT) -> Path:
+    """The file of a toc entry (entries may omit the suffix); the ``.md`` path if none exists."""
+    path = root / entry
+    if path.suffix in (".md", ".ipynb", ".rst") and path.is_file():
+        return path.resolve()
+    for suffix in (".md", ".ipynb", ".rst"):
+        candidate = path.with_name(path.name + suffix)
+        if candidate.is_file():
+            return candidate.resolve()
+    return path.with_name(path.name + ".md").resolve()
+
+
+def front_matter(path: Path) -> dict:
+    """The YAML front matter of a Markdown file ({} when there is none)."""
+    match = _FRONT_MATTER.match(Path(path).read_text(encoding="utf-8"))
+    if not match:
+        return {}
+    data = yaml.safe_load(match.group(1))
+    return data if isinstance(data, dict) else {}
+
+
+def is_myst_notebook(path: Path) -> bool:
+    """True for a Markdown file that Jupyter Book (myst-nb) executes as a notebook.
+
+    myst-nb's rule: front matter with ``jupytext.text_representation.format_name: myst``
+    (or ``file_format: mystnb``), and a ``kernelspec``.
+    """
+    path = Path(path)
+    if path.suffix != ".md" or not path.is_file():
+        return False
+    meta = front_matter(path)
+    fmt = ((meta.get("jupytext") or {}).get("text_representation") or {}).get("format_name")
+    return (fmt == "myst" or meta.get("file_format") == "mystnb") and "kernelspec" in meta
+
+
+def read_chapter(path: Path):
+    """The chapter as an nbformat v4 notebook, read by jupytext in the MyST format."""
+    return jupytext.read(str(path), fmt="md:myst")
+
+
+def code_cell_lines(path: Path) -> list[int]:
+    """1-based line numbers of the ``{code-cell}`` directives of a MyST file, in order."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [number for number, line in enumerate(lines, start=1) if _CODE_CELL.match(line)]
+
+
+@lru_cache(maxsize=None)
+def _toc_chapters(toc_path: Path, toc_mtime: float) -> dict[Path, int]:
+    """Existing toc chapters that are MyST notebooks -> their position in the toc."""
+    chapters: dict[Path, int] = {}
+    for position, entry in enumerate(toc_entries(toc_path)):
+        path = resolve_entry(entry, toc_path.parent)
+        if is_myst_notebook(path) and path not in chapters:
+            chapters[path] = position
+    return chapters
+
+
+def toc_notebook_chapters(toc_path: Path = TOC_PATH) -> list[Path]:
+    """The chapters ``pytest --nbval book/`` executes: existing MyST notebooks of the toc."""
+    chapters = _toc_chapters(toc_path, toc_path.stat().st_mtime)
+    return sorted(chapters, key=chapters.get)
+
+
+def missing_toc_entries(toc_path: Path = TOC_PATH) -> list[str]:
+    """Toc entries whose file does not exist (reported in the header; a test in tests/ fails)."""
+    return [e for e in toc_entries(toc_path) if not resolve_entry(e, toc_path.parent).is_file()]
+
+
+# --------------------------------------------------------------------------------------
+# pytest hooks and the collector
+# --------------------------------------------------------------------------------------
+
+
+def _nbval_active(config) -> bool:
+    return bool(getattr(config.option, "nbval", False) or getattr(config.option, "nbval_lax", False))
+
+
+def pytest_report_header(config):
+    if not _nbval_active(config):
+        return None
+    chapters = toc_notebook_chapters()
+    lines = [f"book: {len(chapters)} notebook chapter(s) from {TOC_PATH.name}"]
+    missing = missing_toc_entries()
+    if missing:
+        lines.append("book: missing toc entries (not collected): " + ", ".join(missing))
+    return lines
+
+
+def pytest_ignore_collect(collection_path, config):
+    # Chapters are MyST Markdown; a notebook under book/ is a stray (git-ignored) copy that
+    # nbval would otherwise collect and compare against its stored outputs.
+    if collection_path.suffix == ".ipynb" or collection_path.name in {
+        ".ipynb_checkpoints",
+        "__pycache__",
+        "_build",
+        ".jupyter_cache",
+    }:
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the chapters in table-of-contents order (each chapter's cells stay together, in order)."""
+    chapters = toc_notebook_chapters()
+    position = {path: index for index, path in enumerate(chapters)}
+    cells = [item for item in items if isinstance(item, ChapterCell)]
+    if not cells:
+        return
+
+    def key(item):
+        return position.get(item.path.resolve(), len(position)), str(item.path), item.cell_num
+
+    ordered = iter(sorted(cells, key=key))
+    items[:] = [next(ordered) if isinstance(item, ChapterCell) else item for item in items]
+
+
+def pytest_collect_file(file_path, parent):
+    if not _nbval_active(parent.config) or file_path.suffix != ".md":
+        return None
+    if file_path.resolve() not in set(toc_notebook_chapters()):
+        return None
+    return MystChapter.from_parent(parent, path=file_path)
+
+
+class MystChapter(IPyNbFile):
+    """A MyST Markdown chapter, executed by nbval without output comparison."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.compare_outputs = False  # MyST files hold no outputs to compare against
+        self.failed_cell: ChapterCell | None = None  # the first cell that failed, if any
+
+    def collect(self):
+        self.nb = read_chapter(self.path)
+        # nbval's setup() takes the kernel from --nbval-current-env, then --nbval-kernel-name,
+        # then the notebook's kernelspec: naming the current-environment kernel here makes the
+        # chapter run in the interpreter that runs pytest (the virtual environment's python).
+        self.nb.metadata["kernelspec"] = {
+            "name": CURRENT_ENV_KERNEL_NAME,
+            "display_name": "pytest's python",
+            "language": "python",
+        }
+        code_cells = [cell for cell in self.nb.cells if cell.cell_type == "code"]
+        lines = code_cell_lines(self.path)
+        if len(lines) != len(code_cells):
+            lines = [None] * len(code_cells)
+        for cell_num, (cell, line) in enumerate(zip(code_cells, lines)):
+            options = defaultdict(bool, find_metadata_tags(cell.metadata))
+            options.update(dict(find_comment_markers(cell.source)))
+            if "skip-execution" in (cell.metadata.get("tags") or []):
+                options["skip"] = True
+            options["check"] = False  # never compare outputs
+            item = ChapterCell.from_parent(
+                self, name=f"Cell {cell_num}", cell_num=cell_num, cell=cell, options=options
+            )
+            item.source_line = line
+            yield item
+
+
+class ChapterCell(IPyNbCell):
+    """One code cell of a chapter; failures name the chapter, the cell and its line."""
+
+    source_line: int | None = None
+
+    def _where(self) -> str:
+        path = self.path.resolve()
+        chapter = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+        line = f", line {self.source_line}" if self.source_line else ""
+        return f"{chapter}: code cell {self.cell_num}{line}"
+
+    def runtest(self):
+        # As in Jupyter Book, a chapter stops at its first failing cell: the later cells are
+        # skipped (they would only fail in turn on the state the failed cell did not create).
+        failed = self.parent.failed_cell
+        if failed is not None:
+            pytest.skip(f"not run: {failed._where()} failed")
+        try:
+            super().runtest()
+        except BaseException as err:
+            if not isinstance(err, pytest.skip.Exception):
+                self.parent.failed_cell = self
+            raise
+
+    def reportinfo(self):
+        line = self.source_line - 1 if self.source_line else 0
+        return self.path, line, self._where()
+
+    def repr_failure(self, excinfo):
+        text = f"Chapter {self._where()} failed\n" + str(super().repr_failure(excinfo))
+        if not self.config.get_terminal_writer().hasmarkup:
+            text = _ANSI.sub("", text)  # kernel tracebacks are coloured; plain text in logs
+        return text

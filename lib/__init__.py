@@ -1,0 +1,16 @@
+"""lib: diffusion models as stochastic quantisation in lattice field theory.
+
+Small modules, one concept each (see the book's notation page):
+
+- :mod:`lib.sde`: the linear-drift SDE family (variance expanding, variance preserving, in between)
+- :mod:`lib.solvers`: Euler-Maruyama for the forward and backward processes
+- :mod:`lib.langevin`: Langevin (stochastic quantisation) sampler for a given action
+- :mod:`lib.toy`: Gaussian-mixture targets with exact moments, cumulants, density and score
+- :mod:`lib.stats`: moments, cumulants, bootstrap, autocorrelation
+- :mod:`lib.profile`: scale (quick / paper) and device
+- :mod:`lib.cache`: artefact cache with provenance
+- :mod:`lib.report`: reproduction tables and checks
+
+Nothing is computed at import time; import the submodules you need.
+"""
+__version__ = "0.1.0"

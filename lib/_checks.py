@@ -1,0 +1,114 @@
+"""Validation and broadcasting helpers shared by every module of :mod:`lib`.
+
+A batch is always the first axis and a configuration is everything after it:
+``(B,)``, ``(B, 2)``, ``(B, L, L)``, ``(B, 1, L, L)``.  :func:`expand_like` is the
+single broadcasting helper that turns a per-sample quantity of shape ``(B,)``
+(or a scalar) into one that broadcasts against such a batch.
+"""
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import numpy as np
+import torch
+
+__all__ = [
+    "expand_like",
+    "require_finite",
+    "require_positive",
+    "require_nonnegative",
+    "require_in_range",
+    "as_time",
+    "NonFiniteError",
+]
+
+
+class NonFiniteError(ValueError):
+    """Raised when NaN or infinity appears in data, a training loss or a stochastic run."""
+
+
+def expand_like(t, x: torch.Tensor) -> torch.Tensor:
+    """Reshape a scalar or per-sample tensor ``t`` so that it broadcasts against ``x``.
+
+    ``t`` may be a Python number, a 0-d tensor or a tensor of shape ``(B,)`` where
+    ``B = x.shape[0]``; the result has shape ``()`` or ``(B, 1, ..., 1)`` with
+    ``x.ndim`` axes, on the device and with the dtype of ``x``.
+    """
+    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+    if t.ndim == 0:
+        return t
+    if t.ndim != 1 or t.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"per-sample time must be a scalar or have shape ({x.shape[0]},) to match a batch "
+            f"of shape {tuple(x.shape)}; got shape {tuple(t.shape)}"
+        )
+    return t.reshape((-1,) + (1,) * (x.ndim - 1))
+
+
+def require_finite(x, name: str):
+    """Raise :class:`NonFiniteError` naming ``name`` if ``x`` holds NaN or infinity; return ``x``."""
+    if isinstance(x, torch.Tensor):
+        ok = bool(torch.isfinite(x).all())
+    elif isinstance(x, Real):
+        ok = math.isfinite(x)
+    else:
+        arr = np.asarray(x)
+        ok = bool(np.isfinite(arr).all()) if arr.dtype.kind in "fciub" else True
+    if not ok:
+        raise NonFiniteError(f"{name} contains non-finite values (NaN or inf)")
+    return x
+
+
+def _real(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (Real, np.floating, np.integer)):
+        if isinstance(value, torch.Tensor) and value.ndim == 0:
+            value = value.item()
+        else:
+            raise ValueError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def require_positive(value, name: str) -> float:
+    """Return ``float(value)``; raise ``ValueError`` naming ``name`` unless it is finite and > 0."""
+    value = _real(value, name)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
+def require_nonnegative(value, name: str) -> float:
+    """Return ``float(value)``; raise ``ValueError`` naming ``name`` unless it is finite and >= 0."""
+    value = _real(value, name)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def require_in_range(value, name: str, lo: float, hi: float) -> float:
+    """Return ``float(value)``; raise ``ValueError`` unless ``lo <= value <= hi``."""
+    value = _real(value, name)
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must lie in [{lo}, {hi}], got {value}")
+    return value
+
+
+def as_time(t, T: float, name: str = "t", dtype=torch.float64, device=None) -> torch.Tensor:
+    """Convert ``t`` (number or tensor) to a tensor and check ``0 <= t <= T``.
+
+    Tensors keep their dtype and device; numbers become ``dtype`` tensors on ``device``.
+    Raises ``ValueError`` naming ``name`` for values outside ``[0, T]`` or non-finite values.
+    """
+    if isinstance(t, torch.Tensor):
+        tt = t if t.is_floating_point() else t.to(dtype)
+    else:
+        tt = torch.as_tensor(t, dtype=dtype, device=device)
+    if not bool(torch.isfinite(tt).all()):
+        raise ValueError(f"{name} contains non-finite values")
+    lo, hi = float(tt.min()), float(tt.max())
+    if lo < 0 or hi > T * (1 + 1e-12):
+        raise ValueError(f"{name} must lie in [0, T] = [0, {T}], got values in [{lo}, {hi}]")
+    return tt

@@ -1,0 +1,273 @@
+"""Artefact cache with provenance: expensive results stored on disk, keyed by every parameter.
+
+An entry lives in ``<root>/<kind>/<key[:16]>/`` and holds ``data.pt`` (``torch.save`` of a dict, loadable
+with ``torch.load(..., weights_only=True)``) and ``provenance.json`` (parameters, seed, creation time, wall
+time, versions, sha256 of ``data.pt``).  The key is the sha256 of the canonical JSON of the kind, the
+parameters and :data:`FORMAT_VERSION`, so a changed parameter never reuses a stale artefact.  A corrupt entry
+(checksum mismatch, unreadable file, missing provenance) raises no error: it gives a :class:`CacheWarning`, is
+moved aside to ``<dir>.corrupt-<timestamp>`` (nothing is deleted) and counts as absent, so
+:meth:`ArtefactCache.get_or_compute` recomputes it.  An entry is written into a temporary directory and moved
+into place with one ``os.replace``, so an interrupted write never leaves a valid-looking entry.
+
+The root is ``$LIB_CACHE_DIR`` if set, else ``.artefacts/`` in the checkout (ignored by git).
+Described in the preface of the book (``book/intro.md``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+import uuid
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["ArtefactCache", "CacheWarning", "default_root", "canonical_params", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1  # bump when the layout of an entry changes: every key changes with it
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_NUMPY_TAG = "__lib_numpy_array__"  # marks a numpy array stored as a tensor in data.pt
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was corrupt or stale; it was moved aside and will be recomputed."""
+
+
+def default_root() -> Path:
+    """Cache root: ``$LIB_CACHE_DIR`` if set, else ``<checkout>/.artefacts``.
+
+    ``<checkout>`` is the directory holding the ``lib`` package when it also holds ``pyproject.toml``
+    (an editable install in the repository); otherwise ``Path.cwd() / ".artefacts"``.
+    """
+    env = os.environ.get("LIB_CACHE_DIR", "")
+    if env:
+        return Path(env).expanduser().resolve()
+    checkout = _PACKAGE_DIR.parent
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / ".artefacts"
+    return Path.cwd().resolve() / ".artefacts"
+
+
+def canonical_params(value, name: str = "params"):
+    """JSON-able canonical form of ``value`` (the parameters behind an artefact).
+
+    Dicts need string keys; dataclasses become dicts with their class name under ``"__class__"``; tuples
+    become lists; ``torch.dtype`` becomes its string; numpy scalars become Python scalars; floats are kept
+    (JSON writes them by ``repr``, so 0.1 and 0.1000001 differ).  Anything else raises ``TypeError``
+    naming the offending entry, e.g. ``params['net']['act']``.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, np.generic) and isinstance(value.item(), (bool, int, float, str)):
+        return canonical_params(value.item(), name)
+    if isinstance(value, torch.dtype):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {"__class__": type(value).__qualname__}
+        for f in dataclasses.fields(value):
+            out[f.name] = canonical_params(getattr(value, f.name), f"{name}.{f.name}")
+        return out
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"cache parameter {name} has a non-string key {k!r}")
+            out[k] = canonical_params(v, f"{name}[{k!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [canonical_params(v, f"{name}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(
+        f"cache parameter {name} has unsupported type {type(value).__name__}; use numbers, strings, "
+        "lists, dicts, dataclasses or torch dtypes"
+    )
+
+
+def _encode(value, name: str):
+    """Data -> objects that ``torch.load(weights_only=True)`` accepts (tensors to CPU, arrays tagged)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, np.ndarray):
+        try:
+            return {_NUMPY_TAG: torch.from_numpy(np.array(value, copy=True))}
+        except TypeError as exc:
+            raise TypeError(f"cache data {name}: numpy dtype {value.dtype} cannot be stored") from exc
+    if isinstance(value, np.generic):
+        return _encode(value.item(), name)
+    if value is None or isinstance(value, (bool, int, float, complex, str)):
+        return value
+    if isinstance(value, Mapping):
+        out = OrderedDict() if isinstance(value, OrderedDict) else {}
+        for k, v in value.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"cache data {name} has a key {k!r} that is neither str nor int")
+            out[k] = _encode(v, f"{name}[{k!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [_encode(v, f"{name}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if isinstance(value, tuple) else items
+    raise TypeError(f"cache data {name} has unsupported type {type(value).__name__}")
+
+
+def _decode(value):
+    """Inverse of :func:`_encode`."""
+    if isinstance(value, Mapping):
+        if len(value) == 1 and _NUMPY_TAG in value:
+            return value[_NUMPY_TAG].numpy()
+        return type(value)((k, _decode(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_decode(v) for v in value)
+    return value
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> dict:
+    import lib
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "lib": getattr(lib, "__version__", "unknown")}
+
+
+class ArtefactCache:
+    """Artefacts on disk, keyed by kind and parameters, with a provenance record.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        Directory of the cache; :func:`default_root` when omitted (read at construction).
+    """
+
+    def __init__(self, root=None):
+        self.root = Path(root).expanduser().resolve() if root is not None else default_root()
+
+    def __repr__(self):
+        return f"ArtefactCache(root={str(self.root)!r})"
+
+    def key(self, kind: str, params: Mapping) -> str:
+        """sha256 hex digest of the canonical JSON of ``{"kind", "params", "format"}``."""
+        if not isinstance(kind, str) or not kind or kind.startswith(".") or any(c in kind for c in "/\\:"):
+            raise ValueError(f"cache kind must be a non-empty name without '/', '\\', ':' or a leading '.'; got {kind!r}")
+        if not isinstance(params, Mapping):
+            raise TypeError(f"cache params must be a dict, got {type(params).__name__}")
+        blob = {"kind": kind, "params": canonical_params(params), "format": FORMAT_VERSION}
+        text = json.dumps(blob, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def entry_dir(self, kind: str, params: Mapping) -> Path:
+        """Directory of the entry: ``root / kind / key[:16]``."""
+        return self.root / kind / self.key(kind, params)[:16]
+
+    def scratch_dir(self, kind: str, params: Mapping) -> Path:
+        """Created directory ``root / kind / <key[:16]>.scratch`` for checkpoints of a resumable computation."""
+        path = self.root / kind / (self.key(kind, params)[:16] + ".scratch")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def clear_scratch(self, kind: str, params: Mapping) -> None:
+        """Delete the scratch directory of an entry (e.g. after its final artefact was saved)."""
+        shutil.rmtree(self.root / kind / (self.key(kind, params)[:16] + ".scratch"), ignore_errors=True)
+
+    def provenance(self, kind: str, params: Mapping) -> dict | None:
+        """Provenance record of a valid entry, or None (a corrupt entry is moved aside with a warning)."""
+        return self._read(kind, params)[1]
+
+    def load(self, kind: str, params: Mapping) -> dict | None:
+        """Stored data of the entry, or None when absent or corrupt (corrupt: warning, moved aside)."""
+        return self._read(kind, params)[0]
+
+    def save(self, kind: str, params: Mapping, data: Mapping, seed=None, extra=None, wall_time=None) -> Path:
+        """Store ``data`` (dict of tensors, numpy arrays, numbers, strings, lists, nested dicts) atomically.
+
+        ``seed``, ``extra`` (JSON-able dict) and ``wall_time`` (seconds) go into the provenance record.
+        Tensors are stored on the CPU.  Returns the entry directory.
+        """
+        return self._write(kind, params, data, seed, extra, wall_time)[0]
+
+    def get_or_compute(self, kind: str, params: Mapping, compute: Callable[[], Mapping], seed=None) -> dict:
+        """Load the entry, or call ``compute()``, time it, save the result and return it as stored.
+
+        The returned dict is the stored one in both cases (tensors on the CPU), so a chapter behaves the
+        same whether or not the artefact was cached.
+        """
+        data = self.load(kind, params)
+        if data is not None:
+            return data
+        start = time.perf_counter()
+        data = compute()
+        wall = time.perf_counter() - start
+        return self._write(kind, params, data, seed, None, wall)[1]
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _write(self, kind, params, data, seed, extra, wall_time):
+        if not isinstance(data, Mapping):
+            raise TypeError(f"cache data must be a dict, got {type(data).__name__}")
+        key = self.key(kind, params)
+        encoded = _encode(data, "data")
+        record = {"kind": kind, "key": key, "format": FORMAT_VERSION, "params": canonical_params(params),
+                  "seed": canonical_params(seed, "seed"), "extra": canonical_params(extra, "extra"),
+                  "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                  "wall_time": None if wall_time is None else float(wall_time), "versions": _versions()}
+        target = self.root / kind / key[:16]
+        tmp = self.root / kind / f".tmp-{key[:16]}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        try:
+            torch.save(encoded, tmp / "data.pt")
+            stored = _decode(torch.load(tmp / "data.pt", map_location="cpu", weights_only=True))
+            record["sha256"] = _sha256(tmp / "data.pt")
+            (tmp / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
+            old = self._move_aside(target, "replaced") if target.exists() else None
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                if not target.exists():  # another process may have written the same key meanwhile
+                    raise
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return target, stored
+
+    def _read(self, kind, params):
+        key = self.key(kind, params)
+        path = self.root / kind / key[:16]
+        if not path.exists():
+            return None, None
+        try:
+            record = json.loads((path / "provenance.json").read_text())
+            if not isinstance(record, dict) or record.get("key") != key:
+                raise ValueError("provenance belongs to another key (stale entry)")
+            if _sha256(path / "data.pt") != record.get("sha256"):
+                raise ValueError("sha256 of data.pt does not match its provenance")
+            data = _decode(torch.load(path / "data.pt", map_location="cpu", weights_only=True))
+        except Exception as exc:  # any failure to read means corrupt: never use it silently
+            moved = self._move_aside(path, "corrupt")
+            warnings.warn(f"corrupt cache entry {path} ({type(exc).__name__}: {exc}); moved to {moved} "
+                          "and treated as absent", CacheWarning, stacklevel=3)
+            return None, None
+        return data, record
+
+    @staticmethod
+    def _move_aside(path: Path, label: str) -> Path:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        dest = path.with_name(f"{path.name}.{label}-{stamp}")
+        while dest.exists():
+            dest = dest.with_name(dest.name + "x")
+        os.replace(path, dest)
+        return dest

@@ -1,0 +1,266 @@
+r"""Observables of lattice :math:`\phi^4` ensembles: magnetisation, susceptibility, Binder
+cumulant, two-point functions and single-site cumulants, with errors.
+
+Conventions (REFERENCE.md, :doc:`book/part3/phi4_hmc`): :math:`V = L^2`,
+:math:`M = V^{-1}\sum_x \phi(x)`, :math:`\chi_2 = V(\langle M^2\rangle - \langle M\rangle^2)`,
+:math:`U_L = 1 - \langle M^4\rangle / (3\langle M^2\rangle^2)`, and the Fourier transform
+:math:`\tilde\phi(p) = \sum_x e^{-ipx}\phi(x)` (:func:`torch.fft.fft2`, momenta
+:math:`p = 2\pi n/L` in FFT order, see :func:`lib.phi4.lattice_momenta`).
+
+Errors of quantities measured on Markov chains account for autocorrelations: means use
+:func:`lib.stats.mean_error` (Wolff's Gamma method); the nonlinear :math:`\chi_2` and
+:math:`U_L` use a bootstrap over blocks of consecutive trajectories that never straddle two
+chains, with blocks ten times longer than the largest :math:`\tau_\mathrm{int}` of
+:math:`|M|` and :math:`M^2` (:func:`magnetisation_summary`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from lib import stats
+from lib._checks import require_finite
+
+__all__ = [
+    "magnetisation",
+    "susceptibility",
+    "binder_cumulant",
+    "momentum_power",
+    "two_point_momentum",
+    "two_point_position",
+    "site_cumulants",
+    "site_cumulants_bootstrap",
+    "magnetisation_summary",
+]
+
+
+def _as_numpy(x, name: str) -> np.ndarray:
+    """Real samples as a finite float64 numpy array (torch tensors on any device accepted)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    return require_finite(arr, name)
+
+
+def _check_batch(phi, name: str = "phi", min_ndim: int = 2) -> torch.Tensor:
+    if not isinstance(phi, torch.Tensor) or not phi.is_floating_point():
+        raise ValueError(f"{name} must be a real floating-point torch.Tensor")
+    if phi.ndim < min_ndim or phi.shape[0] < 1:
+        raise ValueError(f"{name} must have a batch axis and configuration axes, got shape {tuple(phi.shape)}")
+    return phi
+
+
+def _check_lattice(phi) -> torch.Tensor:
+    phi = _check_batch(phi, min_ndim=3)
+    if phi.ndim != 3 or phi.shape[1] != phi.shape[2]:
+        raise ValueError(f"phi must have shape (B, L, L), got {tuple(phi.shape)}")
+    return phi
+
+
+def magnetisation(phi: torch.Tensor) -> torch.Tensor:
+    r"""Magnetisation :math:`M = V^{-1} \sum_x \phi(x)` of every configuration, shape ``(B,)``.
+
+    Shape-agnostic: averages over every axis but the batch axis.  See :doc:`book/part3/phi4_hmc`.
+    """
+    phi = _check_batch(phi)
+    return phi.mean(dim=tuple(range(1, phi.ndim)))
+
+
+def susceptibility(m, volume: int) -> float:
+    r"""Susceptibility :math:`\chi_2 = V(\langle M^2\rangle - \langle M\rangle^2)` from samples of :math:`M`.
+
+    ``m`` holds magnetisations (any shape, pooled).  See :doc:`book/part3/phi4_hmc`.
+    """
+    m = _as_numpy(m, "m").reshape(-1)
+    return float(volume * (np.mean(m * m) - np.mean(m) ** 2))
+
+
+def binder_cumulant(m) -> float:
+    r"""Binder cumulant :math:`U_L = 1 - \langle M^4\rangle / (3 \langle M^2\rangle^2)` from samples of :math:`M`.
+
+    :math:`U_L \to 0` for a Gaussian :math:`M` (symmetric phase) and :math:`\to 2/3` deep in the
+    broken phase.  See :doc:`book/part3/phi4_hmc`.
+    """
+    m = _as_numpy(m, "m").reshape(-1)
+    m2 = m * m
+    return float(1.0 - np.mean(m2 * m2) / (3.0 * np.mean(m2) ** 2))
+
+
+def momentum_power(phi: torch.Tensor) -> torch.Tensor:
+    r"""Per-configuration power spectrum :math:`|\tilde\phi(p)|^2 / V`, shape ``(B, L, L)`` (FFT order).
+
+    Its batch mean is the full (disconnected) momentum-space two-point function; per-chain
+    means of it give errors.  See :doc:`book/part3/phi4_hmc` (eq. ``eq-two-point-momentum``).
+    """
+    phi = _check_lattice(phi)
+    volume = phi.shape[1] * phi.shape[2]
+    return torch.fft.fft2(phi).abs().square() / volume
+
+
+def two_point_momentum(phi: torch.Tensor, connected: bool = True) -> torch.Tensor:
+    r"""Momentum-space two-point function averaged over the ensemble.
+
+    .. math::
+        G(p) = \frac{\langle |\tilde\phi(p)|^2 \rangle}{V} - V \langle M\rangle^2 \delta_{p,0},
+
+    the connected part subtracting :math:`|\langle\tilde\phi(p)\rangle|^2/V`, which by translation
+    invariance is non-zero only at :math:`p = 0` where :math:`\tilde\phi(0) = VM`.  Hence
+    :math:`G(0) = \chi_2`.  :math:`\langle M \rangle` is the ensemble average (close to zero for a
+    :math:`Z_2`-symmetric ensemble, also in the broken phase on a finite lattice).  For the free
+    field :math:`G(p) = 1/[2(1 - 2\kappa\sum_\mu\cos p_\mu)]` (:func:`lib.phi4.free_propagator`).
+    Derived in :doc:`book/part3/phi4_hmc` (eq. ``eq-two-point-momentum``).
+
+    Parameters
+    ----------
+    phi : torch.Tensor
+        Ensemble ``(B, L, L)``.
+    connected : bool
+        Subtract the disconnected part at :math:`p = 0`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(L, L)`` in FFT order (index ``(n1, n2)`` is :math:`p = 2\pi(n_1, n_2)/L`).
+    """
+    phi = _check_lattice(phi)
+    g = momentum_power(phi).mean(dim=0)
+    if connected:
+        volume = phi.shape[1] * phi.shape[2]
+        g[0, 0] = g[0, 0] - volume * magnetisation(phi).mean() ** 2
+    return g
+
+
+def two_point_position(phi: torch.Tensor, connected: bool = True, full: bool = False) -> torch.Tensor:
+    r"""Position-space two-point function, averaged over translations (and both directions).
+
+    .. math::
+        C(r) = \frac1V \sum_x \langle \phi(x)\phi(x+r) \rangle - \langle M\rangle^2
+             = \frac1V \mathrm{IFFT}\big[\langle|\tilde\phi(p)|^2\rangle\big](r) - \langle M\rangle^2,
+
+    and, unless ``full``, :math:`G(r) = \frac12 [C(r, 0) + C(0, r)]` for
+    :math:`r = 0, \dots, L-1` (periodic, so :math:`G(r) = G(L - r)`).  The connected
+    :math:`C` sums to :math:`\chi_2` over :math:`r`.  See :doc:`book/part3/phi4_hmc`
+    (eq. ``eq-two-point-position``).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(L,)``, or ``(L, L)`` for ``full=True`` (index = displacement :math:`r`).
+    """
+    phi = _check_lattice(phi)
+    volume = phi.shape[1] * phi.shape[2]
+    power = torch.fft.fft2(phi).abs().square().mean(dim=0)
+    c = torch.fft.ifft2(power).real / volume
+    if connected:
+        c = c - magnetisation(phi).mean() ** 2
+    if full:
+        return c
+    return 0.5 * (c[:, 0] + c[0, :])
+
+
+def site_cumulants(phi, n_max: int = 8) -> np.ndarray:
+    r"""Cumulants :math:`\kappa_n` (``n = 0..n_max``) of the single-site field, pooled over sites and configurations.
+
+    The quantity of Table 2 of arXiv:2410.21212; computed by :func:`lib.stats.cumulants`
+    (``axis=None``).  See :doc:`book/part3/phi4_hmc`.
+    """
+    return stats.cumulants(phi, n_max=n_max, axis=None)
+
+
+def site_cumulants_bootstrap(phi, n_max: int = 8, n_boot: int = 500, generator: np.random.Generator | None = None,
+                             n_blocks: int = 1000):
+    r"""Pooled single-site cumulants with bootstrap errors, resampling whole configurations.
+
+    Delegates to :func:`lib.stats.bootstrap_cumulants`: the configurations (axis 0) are cut
+    into ``n_blocks`` contiguous blocks and the sites of a configuration always stay together,
+    so correlations within a configuration are accounted for.  For configurations from one
+    Markov chain, order them in time and choose blocks longer than :math:`\tau_\mathrm{int}`.
+    See :doc:`book/part3/phi4_hmc`.
+
+    Returns
+    -------
+    (estimate, error) : numpy arrays of shape ``(n_max + 1,)``
+    """
+    return stats.bootstrap_cumulants(phi, n_max=n_max, n_boot=n_boot, generator=generator, n_blocks=n_blocks)
+
+
+def _summary_statistic(volume: int):
+    def statistic(blocks: np.ndarray) -> np.ndarray:
+        m = blocks.reshape(-1)
+        m2 = m * m
+        mean_m2 = m2.mean()
+        return np.array([
+            m.mean(),
+            np.abs(m).mean(),
+            volume * (mean_m2 - m.mean() ** 2),
+            1.0 - (m2 * m2).mean() / (3.0 * mean_m2 ** 2),
+        ])
+    return statistic
+
+
+def magnetisation_summary(m, volume: int, generator: np.random.Generator, n_boot: int = 500,
+                          block_length: int | None = None) -> dict:
+    r""":math:`\langle M\rangle`, :math:`\langle|M|\rangle`, :math:`\chi_2` and :math:`U_L` with errors.
+
+    Errors come from a block bootstrap (:func:`lib.stats.bootstrap`): each chain is cut into
+    blocks of ``block_length`` consecutive measurements (the remainder of a chain is dropped),
+    blocks never straddle two chains, and blocks are resampled with replacement.  By default
+    ``block_length = ceil(10 * tau_max)`` with :math:`\tau_\mathrm{max}` the larger integrated
+    autocorrelation time (:func:`lib.stats.tau_int`) of :math:`|M|` and :math:`M^2`, so the error
+    accounts for autocorrelations.  For independent configurations (e.g. the authors'
+    one-chain-per-configuration ensemble) pass ``m`` of shape ``(N,)`` and ``block_length=1``.
+    See :doc:`book/part3/phi4_hmc`.
+
+    Parameters
+    ----------
+    m : array_like or torch.Tensor
+        Magnetisations, shape ``(N,)`` (one chain, or independent samples) or
+        ``(n_traj, n_chains)`` (time along axis 0, as the ``records`` of :func:`lib.hmc.hmc`).
+    volume : int
+        :math:`V = L^2`.
+    generator : numpy.random.Generator
+        For the bootstrap (required).
+    n_boot : int
+        Bootstrap resamples.
+    block_length : int or None
+        Measurements per block (None: automatic, see above).
+
+    Returns
+    -------
+    dict
+        ``{"M": (est, err), "absM": ..., "chi2": ..., "U_L": ..., "tau_absM": TauInt,
+        "tau_M2": TauInt, "block_length": int, "n_blocks": int}`` (the ``tau_*`` entries are
+        None when ``block_length`` is given).
+    """
+    arr = _as_numpy(m, "m")
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"m must have shape (N,) or (n_traj, n_chains), got {arr.shape}")
+    if isinstance(volume, bool) or not isinstance(volume, (int, np.integer)) or volume < 1:
+        raise ValueError(f"volume must be a positive integer, got {volume!r}")
+    n_traj, n_chains = arr.shape
+    tau_abs = tau_m2 = None
+    if block_length is None:
+        tau_abs = stats.tau_int(np.abs(arr))
+        tau_m2 = stats.tau_int(arr * arr)
+        block_length = max(1, math.ceil(10.0 * max(tau_abs.tau, tau_m2.tau)))
+    if isinstance(block_length, bool) or not isinstance(block_length, (int, np.integer)) or block_length < 1:
+        raise ValueError(f"block_length must be a positive integer, got {block_length!r}")
+    block_length = int(min(block_length, n_traj))
+    per_chain = n_traj // block_length
+    n_blocks = per_chain * n_chains
+    if n_blocks < 2:
+        raise ValueError(
+            f"only {n_blocks} block(s) of length {block_length}: the series is too short for an error estimate"
+        )
+    blocks = arr[: per_chain * block_length].T.reshape(n_blocks, block_length)
+    est, err = stats.bootstrap(blocks, _summary_statistic(int(volume)), n_boot=n_boot, generator=generator)
+    names = ("M", "absM", "chi2", "U_L")
+    out = {name: (float(est[i]), float(err[i])) for i, name in enumerate(names)}
+    out.update(tau_absM=tau_abs, tau_M2=tau_m2, block_length=block_length, n_blocks=n_blocks)
+    return out

@@ -1,0 +1,270 @@
+r"""The two-dimensional lattice :math:`\phi^4` theory: parameters, action, force, starts.
+
+On an :math:`L \times L` periodic lattice (volume :math:`V = L^2`) the action in the
+hopping-parameter form used by the papers is
+
+.. math::
+    S[\phi] = \sum_x \Big[ -2\kappa \sum_{\mu=1}^{2} \phi(x)\,\phi(x+\hat\mu)
+              + (1 - 2\lambda)\,\phi(x)^2 + \lambda\,\phi(x)^4 \Big],
+
+and the force that drives Hybrid Monte Carlo (:mod:`lib.hmc`) is its negative gradient
+
+.. math::
+    F(x) = -\frac{\partial S}{\partial \phi(x)}
+         = 2\kappa \sum_{\mu} \big[\phi(x+\hat\mu) + \phi(x-\hat\mu)\big]
+           - 2(1 - 2\lambda)\,\phi(x) - 4\lambda\,\phi(x)^3 .
+
+Fields are batch-first tensors of shape ``(B, L, L)`` (one configuration per batch
+element); results follow the dtype and device of the input.  Derived in
+:doc:`book/part3/phi4_hmc` (eqs. ``eq-phi4-action`` and ``eq-phi4-force``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from numbers import Integral
+
+import torch
+
+from lib import _random
+from lib._checks import require_finite, require_nonnegative
+
+__all__ = [
+    "Phi4Params",
+    "check_field",
+    "action",
+    "force",
+    "hot_start",
+    "cold_start",
+    "classical_vacuum",
+    "symmetrise_z2",
+    "free_propagator",
+    "lattice_momenta",
+]
+
+_DIMS = (1, 2)  # the two lattice axes of a (B, L, L) batch
+
+
+@dataclass(frozen=True)
+class Phi4Params:
+    r"""Parameters of the lattice :math:`\phi^4` action (see :mod:`lib.phi4`).
+
+    The critical hopping parameter of the Gaussian theory is :math:`\kappa_c = (1-2\lambda)/4`
+    in two dimensions (mean field); with :math:`\lambda = 0` the action is bounded below
+    only for :math:`\kappa < 1/4`, which is enforced.  Derived in :doc:`book/part3/phi4_hmc`.
+    """
+
+    L: int  # linear lattice size (integer >= 2); the lattice has V = L**2 sites, periodic
+    kappa: float  # hopping parameter (>= 0; < 1/4 when lam == 0); not a cumulant
+    lam: float  # quartic coupling lambda (>= 0); the papers use 0.022
+
+    def __post_init__(self):
+        if isinstance(self.L, bool) or not isinstance(self.L, Integral) or self.L < 2:
+            raise ValueError(f"L must be an integer >= 2, got {self.L!r}")
+        object.__setattr__(self, "L", int(self.L))
+        kappa = require_nonnegative(self.kappa, "kappa")
+        lam = require_nonnegative(self.lam, "lam (lambda)")
+        if lam == 0.0 and kappa >= 0.25:
+            raise ValueError(
+                f"kappa must be < 1/4 when lam == 0 (the free action is unbounded below otherwise), got {kappa}"
+            )
+        object.__setattr__(self, "kappa", kappa)
+        object.__setattr__(self, "lam", lam)
+
+    @property
+    def volume(self) -> int:
+        """Number of lattice sites :math:`V = L^2`."""
+        return self.L * self.L
+
+
+def check_field(phi, params: Phi4Params, name: str = "phi") -> torch.Tensor:
+    """Validate a batch of fields: a finite floating-point tensor of shape ``(B, L, L)``.
+
+    Raises
+    ------
+    ValueError
+        Wrong type, dtype or shape (naming the expected shape ``(B, L, L)``).
+    lib._checks.NonFiniteError
+        NaN or infinity in the field (a ``ValueError``).
+    """
+    if not isinstance(phi, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (B, {params.L}, {params.L}), got {type(phi)}")
+    if not phi.is_floating_point():
+        raise ValueError(f"{name} must have a real floating-point dtype, got {phi.dtype}")
+    if phi.ndim != 3 or tuple(phi.shape[1:]) != (params.L, params.L) or phi.shape[0] < 1:
+        raise ValueError(
+            f"{name} must have shape (B, L, L) = (B, {params.L}, {params.L}) with B >= 1, got {tuple(phi.shape)}"
+        )
+    require_finite(phi, name)
+    return phi
+
+
+def _action(phi: torch.Tensor, kappa: float, lam: float) -> torch.Tensor:
+    hop = phi * (torch.roll(phi, -1, 1) + torch.roll(phi, -1, 2))
+    phi2 = phi * phi
+    density = -2.0 * kappa * hop + (1.0 - 2.0 * lam) * phi2 + lam * phi2 * phi2
+    return density.sum(dim=_DIMS)
+
+
+def _neighbour_sum(phi: torch.Tensor) -> torch.Tensor:
+    """sum_mu [phi(x + mu) + phi(x - mu)] on the periodic (B, L, L) lattice (slices: fewer passes than roll)."""
+    out = torch.empty_like(phi)
+    out[:, 1:] = phi[:, :-1]
+    out[:, :1] = phi[:, -1:]
+    out[:, :-1] += phi[:, 1:]
+    out[:, -1:] += phi[:, :1]
+    out[:, :, 1:] += phi[:, :, :-1]
+    out[:, :, :1] += phi[:, :, -1:]
+    out[:, :, :-1] += phi[:, :, 1:]
+    out[:, :, -1:] += phi[:, :, :1]
+    return out
+
+
+def _force(phi: torch.Tensor, kappa: float, lam: float) -> torch.Tensor:
+    out = _neighbour_sum(phi).mul_(2.0 * kappa)
+    local = (phi * phi).mul_(4.0 * lam).add_(2.0 - 4.0 * lam).mul_(phi)  # 2(1-2 lam) phi + 4 lam phi^3
+    return out.sub_(local)
+
+
+def action(phi: torch.Tensor, params: Phi4Params) -> torch.Tensor:
+    r"""The action :math:`S[\phi]` of every configuration in the batch.
+
+    .. math::
+        S[\phi] = \sum_x \Big[ -2\kappa \sum_{\mu} \phi(x)\phi(x+\hat\mu)
+                  + (1-2\lambda)\phi(x)^2 + \lambda\phi(x)^4 \Big]
+
+    Derived in :doc:`book/part3/phi4_hmc` (eq. ``eq-phi4-action``).
+
+    Parameters
+    ----------
+    phi : torch.Tensor
+        Fields of shape ``(B, L, L)``, periodic.
+    params : Phi4Params
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(B,)``, dtype and device of ``phi``.
+    """
+    check_field(phi, params)
+    return _action(phi, params.kappa, params.lam)
+
+
+def force(phi: torch.Tensor, params: Phi4Params) -> torch.Tensor:
+    r"""The force :math:`F = -\partial S / \partial \phi(x)` at every site.
+
+    .. math::
+        F(x) = 2\kappa \sum_\mu [\phi(x+\hat\mu) + \phi(x-\hat\mu)]
+               - 2(1-2\lambda)\phi(x) - 4\lambda\phi(x)^3
+
+    Derived in :doc:`book/part3/phi4_hmc` (eq. ``eq-phi4-force``).
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(B, L, L)`` like ``phi``.
+    """
+    check_field(phi, params)
+    return _force(phi, params.kappa, params.lam)
+
+
+def hot_start(params: Phi4Params, n_chains: int, generator: torch.Generator | None = None,
+              dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+    r"""Hot start: :math:`\phi(x) \sim \mathcal N(0, 1)` independently at every site (the authors' start).
+
+    Noise is drawn through :func:`lib._random.standard_normal`.  See :doc:`book/part3/phi4_hmc`.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(n_chains, L, L)``.  ``device`` defaults to the generator's device.
+    """
+    n_chains = _count(n_chains, "n_chains")
+    if device is None and generator is not None:
+        device = generator.device
+    like = torch.empty((n_chains, params.L, params.L), dtype=dtype, device=device)
+    return _random.standard_normal(like, generator)
+
+
+def classical_vacuum(params: Phi4Params) -> float:
+    r"""Positive minimum :math:`\phi_0` of the action restricted to constant fields.
+
+    For :math:`\phi(x) = c`, :math:`S/V = (1 - 2\lambda - 4\kappa) c^2 + \lambda c^4`, minimised by
+    :math:`c^2 = (4\kappa - 1 + 2\lambda) / (2\lambda)` when this is positive, else :math:`c = 0`.
+    See :doc:`book/part3/phi4_hmc`.
+    """
+    mass_term = 1.0 - 2.0 * params.lam - 4.0 * params.kappa
+    if mass_term >= 0.0 or params.lam == 0.0:
+        return 0.0
+    return math.sqrt(-mass_term / (2.0 * params.lam))
+
+
+def cold_start(params: Phi4Params, n_chains: int, value: float | None = None,
+               dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+    r"""Cold (ordered) start: :math:`\phi(x) = c` at every site.
+
+    ``value=None`` uses the classical vacuum :func:`classical_vacuum` (:math:`c = 0` in the
+    symmetric phase of the classical potential).  See :doc:`book/part3/phi4_hmc`.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(n_chains, L, L)``.
+    """
+    n_chains = _count(n_chains, "n_chains")
+    c = classical_vacuum(params) if value is None else value
+    if not math.isfinite(float(c)):
+        raise ValueError(f"value must be finite, got {value}")
+    return torch.full((n_chains, params.L, params.L), float(c), dtype=dtype, device=device)
+
+
+def symmetrise_z2(phi: torch.Tensor) -> torch.Tensor:
+    r"""Append the :math:`Z_2` images: ``cat([phi, -phi])`` along the batch axis.
+
+    The action is invariant under :math:`\phi \to -\phi`, so the doubled ensemble samples the
+    same distribution with exactly :math:`\langle \phi^{2n+1} \rangle = 0`.  Shape-agnostic.
+    See :doc:`book/part3/phi4_hmc`.
+    """
+    if not isinstance(phi, torch.Tensor) or phi.ndim < 1:
+        raise ValueError("phi must be a torch.Tensor with a batch axis")
+    return torch.cat([phi, -phi], dim=0)
+
+
+def lattice_momenta(L: int, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+    r"""Momenta :math:`p = 2\pi n / L` in FFT order (``n = 0, 1, ..., L-1``), shape ``(L,)``.
+
+    Index ``n`` of :func:`torch.fft.fft2` corresponds to :math:`p = 2\pi n/L`.
+    """
+    if isinstance(L, bool) or not isinstance(L, Integral) or L < 2:
+        raise ValueError(f"L must be an integer >= 2, got {L!r}")
+    return 2.0 * math.pi * torch.arange(L, dtype=dtype, device=device) / L
+
+
+def free_propagator(params: Phi4Params, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+    r"""Exact momentum-space propagator of the free theory (:math:`\lambda = 0`).
+
+    With :math:`\tilde\phi(p) = \sum_x e^{-ipx}\phi(x)` the free action is
+    :math:`S = \frac1V \sum_p |\tilde\phi(p)|^2 \,(1 - 2\kappa\sum_\mu \cos p_\mu)`, a Gaussian
+    :math:`\exp(-\frac12 \phi^T M \phi)` with eigenvalues :math:`2(1 - 2\kappa \sum_\mu \cos p_\mu)`, so
+
+    .. math::
+        G(p) = \frac{\langle |\tilde\phi(p)|^2 \rangle}{V} = \frac{1}{2\,(1 - 2\kappa \sum_\mu \cos p_\mu)} .
+
+    Derived in :doc:`book/part3/phi4_hmc` (eq. ``eq-free-propagator``).
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(L, L)`` in FFT order (index ``(n1, n2)`` is :math:`p = 2\pi (n_1, n_2)/L`).
+    """
+    if params.lam != 0.0:
+        raise ValueError(f"free_propagator needs lam == 0 (the free theory), got lam = {params.lam}")
+    p = lattice_momenta(params.L, dtype=dtype, device=device)
+    cos_sum = torch.cos(p)[:, None] + torch.cos(p)[None, :]
+    return 1.0 / (2.0 * (1.0 - 2.0 * params.kappa * cos_sum))
+
+
+def _count(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)

@@ -1,0 +1,286 @@
+"""Tests of lib.cache: round trip, keys, provenance, corrupt entries, atomic writes, cache root."""
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import lib
+from lib import cache as cache_mod
+from lib.cache import ArtefactCache, CacheWarning, default_root
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    sigma: float = 10.0  # noise scale
+    T: float = 1.0  # final time
+
+
+@dataclasses.dataclass(frozen=True)
+class OtherSchedule:
+    sigma: float = 10.0  # same fields, other class
+    T: float = 1.0  # final time
+
+
+PARAMS = {"sde": Schedule(), "n": 1000, "eps": 1e-3, "shape": (4, 4), "dtype": torch.float64, "name": "ve"}
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return ArtefactCache(tmp_path / "cache")
+
+
+@pytest.fixture
+def data():
+    gen = torch.Generator().manual_seed(0)
+    return {
+        "x": torch.randn(5, 3, generator=gen, dtype=torch.float64),
+        "z": torch.randn(4, generator=gen, dtype=torch.complex64),
+        "arr": np.linspace(0.0, 1.0, 7),
+        "iarr": np.arange(6, dtype=np.int32).reshape(2, 3),
+        "carr": np.array([1 + 2j, -0.5j]),
+        "n": 7, "f": 0.1, "s": "hello", "none": None, "np_scalar": np.float64(2.5),
+        "list": [1, 2.5, "three", torch.ones(2)],
+        "state": torch.nn.Linear(3, 2).state_dict(),
+        "nested": {"a": {"b": torch.arange(3)}, "c": np.zeros(2)},
+    }
+
+
+def test_round_trip(cache, data):
+    cache.save("ensemble", PARAMS, data, seed=42)
+    out = cache.load("ensemble", PARAMS)
+    assert set(out) == set(data)
+    for k in ("x", "z"):
+        assert isinstance(out[k], torch.Tensor) and out[k].dtype == data[k].dtype
+        assert torch.equal(out[k], data[k])
+    for k in ("arr", "iarr", "carr"):
+        assert isinstance(out[k], np.ndarray) and out[k].dtype == data[k].dtype
+        np.testing.assert_array_equal(out[k], data[k])
+    assert out["n"] == 7 and out["f"] == 0.1 and out["s"] == "hello" and out["none"] is None
+    assert out["np_scalar"] == 2.5
+    assert out["list"][:3] == [1, 2.5, "three"] and torch.equal(out["list"][3], torch.ones(2))
+    assert isinstance(out["nested"]["c"], np.ndarray) and torch.equal(out["nested"]["a"]["b"], torch.arange(3))
+    model = torch.nn.Linear(3, 2)
+    model.load_state_dict(out["state"])  # a state_dict comes back usable
+    assert torch.equal(model.weight, data["state"]["weight"])
+
+
+def test_data_loads_with_weights_only(cache, data):
+    path = cache.save("ensemble", PARAMS, data)
+    raw = torch.load(path / "data.pt", weights_only=True)
+    assert torch.equal(raw["x"], data["x"])
+
+
+def test_provenance(cache, data):
+    path = cache.save("ensemble", PARAMS, data, seed=42, extra={"note": "test"}, wall_time=1.5)
+    prov = cache.provenance("ensemble", PARAMS)
+    assert prov["seed"] == 42 and prov["wall_time"] == 1.5 and prov["extra"] == {"note": "test"}
+    assert prov["params"]["sde"] == {"__class__": "Schedule", "sigma": 10.0, "T": 1.0}
+    assert prov["params"]["dtype"] == "torch.float64" and prov["params"]["shape"] == [4, 4]
+    assert set(prov["versions"]) >= {"python", "torch", "numpy", "lib"}
+    assert prov["versions"]["lib"] == lib.__version__ and prov["created"]
+    assert prov["sha256"] == hashlib.sha256((path / "data.pt").read_bytes()).hexdigest()
+    assert json.loads((path / "provenance.json").read_text()) == prov
+
+
+def test_absent_entry(cache):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cache.load("ensemble", PARAMS) is None
+        assert cache.provenance("ensemble", PARAMS) is None
+
+
+def test_key_stable_and_order_independent(cache):
+    k1 = cache.key("ensemble", PARAMS)
+    assert k1 == cache.key("ensemble", dict(PARAMS)) and len(k1) == 64
+    permuted = dict(reversed(list(PARAMS.items())))
+    assert list(permuted) != list(PARAMS) and cache.key("ensemble", permuted) == k1
+    assert ArtefactCache(cache.root / "elsewhere").key("ensemble", PARAMS) == k1  # independent of the root
+    assert cache.entry_dir("ensemble", PARAMS) == cache.root / "ensemble" / k1[:16]
+
+
+def test_key_same_in_another_process(cache):
+    code = ("import torch, dataclasses; from lib.cache import ArtefactCache\n"
+            "@dataclasses.dataclass(frozen=True)\nclass Schedule:\n    sigma: float = 10.0\n    T: float = 1.0\n"
+            "p = {'name': 've', 'shape': (4, 4), 'eps': 1e-3, 'n': 1000, 'dtype': torch.float64, 'sde': Schedule()}\n"
+            "print(ArtefactCache('.').key('ensemble', p))")
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == cache.key("ensemble", PARAMS)
+
+
+@pytest.mark.parametrize("change", [
+    {"n": 1001}, {"eps": 1.0000001e-3}, {"sde": Schedule(sigma=25.0)}, {"sde": OtherSchedule()},
+    {"dtype": torch.float32}, {"shape": (4, 5)}, {"name": "vp"}, {"extra": 0},
+])
+def test_changed_param_changes_key(cache, change):
+    assert cache.key("ensemble", {**PARAMS, **change}) != cache.key("ensemble", PARAMS)
+
+
+def test_key_details(cache):
+    assert cache.key("a", {"x": 0.1}) != cache.key("a", {"x": 0.1000001})
+    assert cache.key("a", {"x": 0.1}) != cache.key("b", {"x": 0.1})
+    assert cache.key("a", {"x": True}) != cache.key("a", {"x": 1})
+    assert cache.key("a", {"x": (1, 2)}) == cache.key("a", {"x": [1, 2]})
+    assert cache.key("a", {"x": np.float64(0.1)}) == cache.key("a", {"x": 0.1})
+
+
+@pytest.mark.parametrize("params, where", [
+    ({"gen": torch.Generator()}, r"params\['gen'\]"),
+    ({"net": {"layers": [64, object()]}}, r"params\['net'\]\['layers'\]\[1\]"),
+    ({"x": torch.ones(2)}, r"params\['x'\]"),
+    ({"x": {1: 2}}, r"params\['x'\]"),
+])
+def test_unsupported_param_names_the_key(cache, params, where):
+    with pytest.raises(TypeError, match=where):
+        cache.key("a", params)
+
+
+def test_bad_kind(cache):
+    for kind in ("", "a/b", "../x", ".hidden"):
+        with pytest.raises(ValueError, match="kind"):
+            cache.key(kind, {})
+
+
+def test_unsupported_data_is_not_written(cache):
+    with pytest.raises(TypeError, match=r"data\['bad'\]"):
+        cache.save("a", {}, {"ok": 1, "bad": object()})
+    assert cache.load("a", {}) is None
+
+
+def test_get_or_compute_computes_once(cache):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": torch.arange(4.0)}
+
+    first = cache.get_or_compute("a", {"n": 4}, compute, seed=1)
+    second = cache.get_or_compute("a", {"n": 4}, compute, seed=1)
+    assert len(calls) == 1 and torch.equal(first["x"], second["x"])
+    assert cache.provenance("a", {"n": 4})["wall_time"] >= 0.0
+    cache.get_or_compute("a", {"n": 5}, compute)  # a changed parameter never reuses the entry
+    assert len(calls) == 2
+
+
+def _truncate(path):
+    blob = (path / "data.pt").read_bytes()
+    (path / "data.pt").write_bytes(blob[: len(blob) // 2])
+
+
+def _flip_byte(path):
+    blob = bytearray((path / "data.pt").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (path / "data.pt").write_bytes(bytes(blob))
+
+
+def _stale_key(path):
+    prov = json.loads((path / "provenance.json").read_text())
+    prov["key"] = "0" * 64
+    (path / "provenance.json").write_text(json.dumps(prov))
+
+
+CORRUPTIONS = {
+    "truncated data": _truncate,
+    "checksum mismatch": _flip_byte,
+    "bad json": lambda p: (p / "provenance.json").write_text("{not json"),
+    "missing provenance": lambda p: (p / "provenance.json").unlink(),
+    "missing data": lambda p: (p / "data.pt").unlink(),
+    "stale key": _stale_key,
+}
+
+
+@pytest.mark.parametrize("corrupt", CORRUPTIONS.values(), ids=CORRUPTIONS.keys())
+def test_corrupt_entry_is_moved_aside_and_recomputed(cache, corrupt):
+    path = cache.save("a", {"n": 1}, {"x": torch.arange(100.0)})
+    corrupt(path)
+    before = {f.name: f.read_bytes() for f in path.iterdir()}
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": torch.ones(3)}
+
+    with pytest.warns(CacheWarning, match="corrupt"):
+        out = cache.get_or_compute("a", {"n": 1}, compute)
+    assert calls == [1] and torch.equal(out["x"], torch.ones(3))
+    aside = list(path.parent.glob(path.name + ".corrupt-*"))
+    assert len(aside) == 1
+    assert {f.name: f.read_bytes() for f in aside[0].iterdir()} == before  # nothing lost
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(cache.load("a", {"n": 1})["x"], torch.ones(3))
+
+
+def test_corrupt_entry_load_returns_none(cache):
+    path = cache.save("a", {"n": 1}, {"x": torch.arange(10.0)})
+    _flip_byte(path)
+    with pytest.warns(CacheWarning):
+        assert cache.load("a", {"n": 1}) is None
+    assert not path.exists()
+
+
+def test_interrupted_write_leaves_no_entry(cache, monkeypatch):
+    real_save = torch.save
+
+    def dying_save(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        Path(f).write_bytes(Path(f).read_bytes()[:20])  # half written, then the process "dies"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        cache.save("a", {"n": 1}, {"x": torch.arange(10.0)})
+    monkeypatch.undo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cache.load("a", {"n": 1}) is None
+    assert list((cache.root / "a").iterdir()) == []  # no temporary leftovers
+
+
+def test_overwrite(cache):
+    cache.save("a", {"n": 1}, {"x": 1})
+    cache.save("a", {"n": 1}, {"x": 2})
+    assert cache.load("a", {"n": 1}) == {"x": 2}
+    assert [p.name for p in (cache.root / "a").iterdir()] == [cache.key("a", {"n": 1})[:16]]
+
+
+def test_scratch_dir(cache):
+    scratch = cache.scratch_dir("train", PARAMS)
+    assert scratch.is_dir() and scratch != cache.entry_dir("train", PARAMS)
+    assert scratch == cache.scratch_dir("train", PARAMS)
+    assert scratch != cache.scratch_dir("train", {**PARAMS, "n": 1})
+    (scratch / "checkpoint.pt").write_bytes(b"x")
+    assert cache.load("train", PARAMS) is None
+    cache.clear_scratch("train", PARAMS)
+    assert not scratch.exists()
+
+
+def test_lib_cache_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("LIB_CACHE_DIR", str(tmp_path / "elsewhere"))
+    assert default_root() == (tmp_path / "elsewhere").resolve()
+    cache = ArtefactCache()
+    assert cache.root == (tmp_path / "elsewhere").resolve()
+    assert cache.save("a", {}, {"x": 1}).is_relative_to(tmp_path / "elsewhere")
+
+
+def test_default_root_in_checkout(monkeypatch):
+    monkeypatch.delenv("LIB_CACHE_DIR", raising=False)
+    checkout = Path(lib.__file__).resolve().parent.parent
+    assert (checkout / "pyproject.toml").is_file()
+    assert default_root() == checkout / ".artefacts"
+    assert ArtefactCache().root == checkout / ".artefacts"
+
+
+def test_default_root_outside_checkout(monkeypatch, tmp_path):
+    monkeypatch.delenv("LIB_CACHE_DIR", raising=False)
+    monkeypatch.setattr(cache_mod, "_PACKAGE_DIR", tmp_path / "site-packages" / "lib")
+    monkeypatch.chdir(tmp_path)
+    assert default_root() == tmp_path.resolve() / ".artefacts"
