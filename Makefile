@@ -47,7 +47,7 @@ test-book: $(STAMP)
 	$(BIN)/pytest --nbval book/
 
 book: $(STAMP)
-	$(BIN)/jupyter-book build . -n -W --keep-going
+	$(BIN)/jupyter-book build . --all -n -W --keep-going
 	test -f _build/html/index.html
 
 clean:

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/hmc_throughput.py [--chains 512] [--therm 100] [--traj 400]
+    .venv/bin/python benchmarks/hmc_throughput.py [--chains 128] [--therm 100] [--traj 1000]
         [--integrator omelyan --step 0.45 --n-steps 3 --jitter 0.3] [--ref-configs 3]
         [--ref-tau-chains 64 --ref-tau-traj 160] [--threads 1] [--float32] [--seed 0]
 
@@ -92,9 +92,9 @@ def fmt_tau(t) -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--chains", type=int, default=512)
+    ap.add_argument("--chains", type=int, default=128)
     ap.add_argument("--therm", type=int, default=100)
-    ap.add_argument("--traj", type=int, default=400)
+    ap.add_argument("--traj", type=int, default=1000)
     ap.add_argument("--integrator", default="omelyan", choices=sorted(hmc.INTEGRATORS))
     ap.add_argument("--step", type=float, default=0.45)
     ap.add_argument("--n-steps", type=int, default=3)

@@ -138,14 +138,16 @@ class HMCRun(NamedTuple):
         return float(self.accepted.to(torch.float64).mean()) if self.accepted.numel() else float("nan")
 
 
-def default_observables(phi: torch.Tensor, params: Phi4Params) -> dict:
+def default_observables(phi: torch.Tensor, params: Phi4Params, action: torch.Tensor | None = None) -> dict:
     r"""Cheap per-configuration observables recorded by :func:`hmc` when ``observe`` is None.
 
     ``M`` (magnetisation :math:`M = V^{-1}\sum_x\phi(x)`), ``absM`` (:math:`|M|`), ``M2``
-    (:math:`M^2`) and ``action`` (:math:`S[\phi]`), each of shape ``(B,)``.
+    (:math:`M^2`) and ``action`` (:math:`S[\phi]`; pass it when already known), each of shape ``(B,)``.
     """
     m = phi.mean(dim=(1, 2))
-    return {"M": m, "absM": m.abs(), "M2": m * m, "action": _action(phi, params.kappa, params.lam)}
+    if action is None:
+        action = _action(phi, params.kappa, params.lam)
+    return {"M": m, "absM": m.abs(), "M2": m * m, "action": action}
 
 
 def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
@@ -223,9 +225,7 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
     jitter = require_in_range(jitter, "jitter", 0.0, 1.0)
     if jitter == 1.0:
         raise ValueError("jitter must be < 1 (the step size must stay positive)")
-    if observe is None:
-        def observe(x):
-            return default_observables(x, params)
+    default = observe is None
 
     kappa, lam = params.kappa, params.lam
 
@@ -267,7 +267,8 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
         dH_hist[k - 1] = dH
         if record_every and k % record_every == 0:
             rec_traj.append(k)
-            for name, value in observe(phi).items():
+            values = default_observables(phi, params, S) if default else observe(phi)
+            for name, value in values.items():
                 records.setdefault(name, []).append(value.detach())
         if keep_every and k % keep_every == 0:
             kept.append(phi.clone())

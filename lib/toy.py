@@ -206,9 +206,9 @@ class GaussianMixture:
         equals :math:`-x/\sigma^2(t) + \mu(t)/\sigma^2(t) \tanh(\mu(t) x / \sigma^2(t))` (eq. 26),
         derived in :doc:`book/part1/score_matching`.
         """
-        t = _collapse_time(t)
+        x = _as_tensor(x)
+        t = _collapse_time(t, x)
         if self._is_symmetric_pair():
-            x = _as_tensor(x)
             f = expand_like(sde.f(t), x)
             var = self.stds[0] ** 2 * f * f + expand_like(sde.xi(t), x)
             mu = self.means[0] * f
@@ -231,10 +231,12 @@ class GaussianMixture:
         return score
 
 
-def _collapse_time(t):
-    """A per-sample time whose entries are all equal (as the samplers pass it) becomes a scalar: the
-    schedule is then evaluated once instead of once per sample."""
-    if isinstance(t, torch.Tensor) and t.ndim == 1 and t.numel() > 0 and bool((t == t[0]).all()):
+def _collapse_time(t, x: torch.Tensor):
+    """A per-sample time of shape ``(B,)`` whose entries are all equal (as the samplers pass it) becomes a
+    scalar: the schedule is then evaluated once instead of once per sample.  Other shapes pass unchanged
+    (and are validated by :func:`lib._checks.expand_like`)."""
+    if (isinstance(t, torch.Tensor) and t.ndim == 1 and x.ndim >= 1 and t.shape[0] == x.shape[0]
+            and t.numel() > 0 and bool((t == t[0]).all())):
         return t[0]
     return t
 

@@ -223,7 +223,8 @@ def test_kappa_zero_matches_single_site_quadrature(lam, integrator, jitter):
     p = phi4.Phi4Params(L=8, kappa=0.0, lam=lam)
     gen = make_generator(10)
     run = hmc.hmc(p, phi4.hot_start(p, 128, gen), n_traj=100, step=0.1, n_steps=10, generator=gen,
-                  integrator=integrator, jitter=jitter, n_therm=20, observe=lambda x: {"p2": (x**2).mean((1, 2)), "p4": (x**4).mean((1, 2))})
+                  integrator=integrator, jitter=jitter, n_therm=20,
+                  observe=lambda x: {"p2": (x**2).mean((1, 2)), "p4": (x**4).mean((1, 2))})
     weight = lambda x, n: x**n * math.exp(-(1 - 2 * lam) * x**2 - lam * x**4)  # noqa: E731
     z = integrate.quad(weight, -np.inf, np.inf, args=(0,))[0]
     for name, n in (("p2", 2), ("p4", 4)):
