@@ -23,7 +23,10 @@ of the three).  Rate = chains * measured trajectories / (2 tau_max) / wall time 
 measured trajectories (the rate including the thermalisation time is printed as well).
 
 Both run single-threaded by default (``--threads 1``; numpy's elementwise operations are
-single-threaded), so the ratio compares algorithms and vectorisation on one core.
+single-threaded), so the ratio compares algorithms and vectorisation on one core.  (On a
+shared, loaded machine torch's OpenMP threads can be many times *slower* than one thread.)
+About 128 chains per batch is fastest on a CPU (the fields stay in cache); ``--float32``
+roughly doubles our rate.  Default runtime: well under a minute on an idle machine.
 
 Back-link: book/part3/phi4_hmc.md.  A script, not a test (STYLE.md: benchmarks print ratios
 against a reference run in the same process).

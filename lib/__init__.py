@@ -10,6 +10,10 @@ Small modules, one concept each (see the book's notation page):
 - :mod:`lib.profile`: scale (quick / paper) and device
 - :mod:`lib.cache`: artefact cache with provenance
 - :mod:`lib.report`: reproduction tables and checks
+- :mod:`lib.phi4`, :mod:`lib.hmc`, :mod:`lib.observables`, :mod:`lib.normalise`: lattice phi^4 theory,
+  Hybrid Monte Carlo, lattice observables, the authors' data normalisation
+- :mod:`lib.complex_langevin`, :mod:`lib.fokker_planck`: complex Langevin dynamics and the
+  Hermite-function solution of its Fokker-Planck equation
 
 Nothing is computed at import time; import the submodules you need.
 """

@@ -60,6 +60,7 @@ __all__ = [
     "complex_langevin",
     "CLSamples",
     "sample_xy",
+    "cached_sample_xy",
 ]
 
 
@@ -698,3 +699,52 @@ def sample_xy(model, n_chains: int, n_records: int, eps: float = 1e-3, generator
         max_abs=max_abs, progress=progress,
     )
     return CLSamples(xy=run.records["xy"], t=run.t, eps=run.eps, z=run.z)
+
+
+def cached_sample_xy(model, n_chains: int, n_records: int, eps: float, seed: int, *, record_every: int = 10,
+                     n_therm: int | None = None, k_ref: float | None = None, scope: str = "trajectory",
+                     scale: str = "quick", device="cpu", cache=None, progress: bool = False) -> dict:
+    r"""CL samples of :func:`sample_xy`, stored as an artefact of :class:`lib.cache.ArtefactCache`.
+
+    The run starts from :math:`z = 0` in float64 with real noise and a ``torch.Generator`` seeded with ``seed``
+    (:func:`lib._random.make_generator`) on ``device``.  The artefact (kind ``"cl_samples"``) is keyed by every
+    parameter of the run: the model (a frozen dataclass), ``n_chains``, ``n_records``, ``eps``, ``record_every``,
+    ``n_therm`` (resolved: ``None`` means ``ceil(10 / eps)``), ``k_ref``, ``scope``, ``seed``, ``scale``
+    (the profile label) and ``device``, so a changed parameter never reuses a stale run.  The same call with the
+    same arguments returns the stored samples, which makes them reusable as training data
+    (:doc:`book/part4/cl_diffusion`).  Produced in :doc:`book/part4/complex_langevin`.
+
+    Returns
+    -------
+    dict
+        ``"xy"``: float32 tensor ``(n_records, n_chains, 2)`` of :math:`(x, y)` (records along axis 0, independent
+        chains along axis 1); ``"eps"``: float32 ``(n_records, n_chains)`` step size at each sample (the weights
+        of time averages when ``k_ref`` is set); ``"z_final"``: complex128 final state ``(n_chains,)``;
+        ``"params"``: the parameters of the run (as stored in the cache key).
+    """
+    from lib import cache as _cache
+
+    eps = require_positive(eps, "eps")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if n_therm is None:
+        n_therm = math.ceil(10.0 / eps)
+    params = {
+        "model": model, "n_chains": int(n_chains), "n_records": int(n_records), "eps": float(eps),
+        "record_every": int(record_every), "n_therm": int(n_therm), "k_ref": None if k_ref is None else float(k_ref),
+        "scope": str(scope), "seed": int(seed), "scale": str(scale), "device": str(torch.device(device)),
+        "imag_noise": 0.0, "z0": "zeros", "dtype": "float64", "stored_dtype": "float32",
+    }
+
+    def compute():
+        generator = _random.make_generator(int(seed), device)
+        with warnings.catch_warnings():
+            # sample_xy warns when CL is not expected to be correct: that is the caller's choice here
+            warnings.simplefilter("ignore", RuntimeWarning)
+            run = sample_xy(model, int(n_chains), int(n_records), eps, generator, record_every=int(record_every),
+                            n_therm=int(n_therm), k_ref=k_ref, scope=scope, device=device, progress=progress)
+        return {"xy": run.xy.to(torch.float32).cpu(), "eps": run.eps.to(torch.float32).cpu(),
+                "z_final": run.z.cpu(), "params": _cache.canonical_params(params)}
+
+    store = cache if cache is not None else _cache.ArtefactCache()
+    return store.get_or_compute("cl_samples", params, compute, seed=int(seed))

@@ -26,7 +26,8 @@ from lib import _random
 from lib._checks import NonFiniteError, expand_like, require_positive
 from lib.sde import LinearDriftSDE
 
-__all__ = ["Trajectory", "authors_grid", "em_step", "forward_em", "backward_em"]
+__all__ = ["Trajectory", "FlowResult", "authors_grid", "backward_grid", "em_step", "heun_step", "forward_em", "backward_em",
+           "backward_em_variance", "backward_solve", "probability_flow_ivp"]
 
 Observe = Callable[[torch.Tensor], dict]
 
@@ -148,3 +149,190 @@ def backward_em(sde: LinearDriftSDE, score: Callable, x_T: torch.Tensor, n_steps
         if (i + 1) % record_every == 0 or last:
             rec(x, t - dt)
     return rec.result(x)
+
+
+def backward_em_variance(sde: LinearDriftSDE, precision: Callable, var_T: float, n_steps: int = 1000,
+                         t_end: float = 1e-3, noise_last: bool = False, probability_flow: bool = False):
+    """Exact variance of :func:`backward_em` for a linear score :math:`s(x, t) = -\\lambda(t)\\,x` (no sampling).
+
+    Every step of the sampler is then linear, :math:`x \\leftarrow a\\,x + g\\sqrt{\\Delta t}\\,z` with
+    :math:`a = 1 + [k(t)/2 - g^2(t)\\lambda(t)]\\Delta t` (:math:`g^2\\lambda/2` and no noise for the probability
+    flow), so the second moment of the start, ``var_T``, obeys the recursion
+    :math:`V \\leftarrow a^2 V + g^2\\Delta t` (without the noise term on the last step unless ``noise_last``):
+    what :func:`backward_em` gives for infinitely many trajectories, on the same grid.  For a Gaussian target of
+    variance :math:`v_0`, :math:`\\lambda = 1/(v_0 f^2 + \\Xi)`.  Derived in :doc:`book/part2/gaussian_target`.
+
+    Parameters
+    ----------
+    sde : LinearDriftSDE
+    precision : callable
+        ``t -> lambda(t)``, called once with the float64 tensor of the grid times (:func:`authors_grid`); returns a
+        tensor of the same shape, so that the score is ``-lambda(t) x``.
+    var_T : float
+        Second moment (variance, for a centred start) of ``x_T``; ``>= 0``.
+    n_steps, t_end, noise_last, probability_flow
+        As in :func:`backward_em`.
+
+    Returns
+    -------
+    (t, V) : float64 tensors of length ``n_steps + 1``
+        The times of :func:`backward_em`'s records with ``record_every=1`` (``T``, then ``t - dt`` after each step)
+        and the variance there.
+    """
+    if not callable(precision):
+        raise ValueError(f"precision must be a callable t -> lambda(t), got {type(precision).__name__}")
+    var_T = float(var_T)
+    if not math.isfinite(var_T) or var_T < 0:
+        raise ValueError(f"var_T must be a finite variance >= 0, got {var_T!r}")
+    grid = authors_grid(n_steps, sde.T, t_end)
+    lam = torch.as_tensor(precision(grid), dtype=torch.float64)
+    if lam.shape != grid.shape:
+        raise ValueError(f"precision(t) must return a tensor of the shape of t {tuple(grid.shape)}, got {tuple(lam.shape)}")
+    dt = float(grid[0] - grid[1])
+    g2, k = sde.g2(grid), sde.k(grid)
+    a = 1.0 + (0.5 * k - (0.5 if probability_flow else 1.0) * g2 * lam) * dt
+    noise = g2 * dt
+    if probability_flow:
+        noise = torch.zeros_like(noise)
+    elif not noise_last:
+        noise[-1] = 0.0
+    v, variances = var_T, [var_T]
+    for a_i, q_i in zip((a * a).tolist(), noise.tolist()):
+        v = a_i * v + q_i
+        variances.append(v)
+    if not all(math.isfinite(x) for x in variances):
+        step = next(i for i, x in enumerate(variances) if not math.isfinite(x))
+        raise NonFiniteError(f"backward_em_variance: the variance became non-finite at step {step} "
+                             f"(t = {float(grid[step - 1]):.6g})")
+    times = torch.cat([grid[:1], grid - dt])
+    return times, torch.tensor(variances, dtype=torch.float64)
+
+
+# --- better integrators of the backward process ------------------------------------------------------------------------
+# Derived and compared with Euler-Maruyama in :doc:`book/part2/two_peak` (section "Better integrators").
+
+class FlowResult(NamedTuple):
+    """Result of :func:`probability_flow_ivp`."""
+
+    x: torch.Tensor  # final state at t_end, shape and dtype of x_T
+    nfev: int  # number of score evaluations (one per evaluation of the right-hand side on the whole batch)
+
+
+def backward_grid(n_steps: int, T: float = 1.0, t_end: float = 1e-3) -> torch.Tensor:
+    """``n_steps`` steps from ``T`` down to ``t_end``: ``linspace(T, t_end, n_steps + 1)`` (float64).
+
+    Unlike :func:`authors_grid` (``n`` points, ``n`` steps, last step ending at ``t_end - dt``) every step ends on
+    a grid point, so the state at the end belongs to ``t_end`` for any ``n_steps``.
+    """
+    n_steps = _count(n_steps, "n_steps")
+    T = require_positive(T, "T")
+    if not 0.0 <= float(t_end) < T:
+        raise ValueError(f"t_end must lie in [0, T) = [0, {T}), got {t_end}")
+    return torch.linspace(T, float(t_end), n_steps + 1, dtype=torch.float64)
+
+
+def heun_step(x, drift_fn: Callable, t: float, t_next: float, noise=None) -> torch.Tensor:
+    """One stochastic Heun (predictor-corrector) step from ``t`` to ``t_next`` (backward: ``t_next < t``).
+
+    With :math:`h = t - t_{next}` and the noise increment :math:`w` (``noise``; ``None`` for an ODE),
+
+    .. math::
+
+        \\tilde x = x + D(x, t)\\,h + w, \\qquad
+        x_{next} = x + \\tfrac12\\,[D(x, t) + D(\\tilde x, t_{next})]\\,h + w .
+
+    For additive noise this is the explicit weak order-2 scheme of Kloeden & Platen (Sec. 15.1); without noise it
+    is Heun's second-order method (the sampler of Karras et al. 2022).  ``drift_fn(x, t)`` returns
+    :math:`dx/d\\tau` as a tensor like ``x``; two evaluations per step.
+    """
+    h = t - t_next
+    d0 = drift_fn(x, t)
+    pred = x + d0 * h
+    if noise is not None:
+        pred = pred + noise
+    out = x + 0.5 * (d0 + drift_fn(pred, t_next)) * h
+    return out if noise is None else out + noise
+
+
+def _backward_drift(sde: LinearDriftSDE, score: Callable, probability_flow: bool) -> Callable:
+    rhs = sde.probability_flow_drift if probability_flow else sde.reverse_drift
+
+    def drift(x: torch.Tensor, t: float) -> torch.Tensor:
+        return rhs(x, t, score(x, torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)))
+
+    return drift
+
+
+@torch.no_grad()
+def backward_solve(sde: LinearDriftSDE, score: Callable, x_T: torch.Tensor, n_steps: int = 100,
+                   method: str = "heun", generator=None, t_end: float = 1e-3, probability_flow: bool = False,
+                   observe: Observe | None = None, record_every: int = 1) -> Trajectory:
+    """Backward process (or probability-flow ODE) from ``x_T`` at ``T`` to exactly ``t_end`` on :func:`backward_grid`.
+
+    ``method="euler"``: Euler-Maruyama, :math:`x \\leftarrow x + D(x, t_i) h + g(t_i)\\sqrt h\\, z` (one score
+    evaluation per step; noise on every step, so the end state samples :math:`p(x, t_{end})`).
+    ``method="heun"``: :func:`heun_step` (two score evaluations per step) with the noise increment
+    :math:`w = \\sqrt{u(t_i) - u(t_{i+1})}\\, z`, whose variance is exactly that of :math:`\\int g\\,dW` over the step.
+    ``probability_flow=True`` integrates the ODE :math:`dx/d\\tau = -K + g^2 s/2` (no noise).
+    The score is evaluated only at grid times ``>= t_end``; ``t_end = 0`` is allowed for scores that are finite at
+    ``t = 0`` (e.g. the exact score of a smooth target).  ``observe`` is recorded at ``T``, every ``record_every``
+    steps and at ``t_end``.  Non-finite states raise :class:`NonFiniteError`.
+    """
+    _check_start(x_T, "x_T")
+    if not callable(score):
+        raise ValueError(f"score must be a callable score(x, t) -> tensor like x, got {type(score).__name__}")
+    if method not in ("euler", "heun"):
+        raise ValueError(f"method must be 'euler' or 'heun', got {method!r}")
+    record_every = _count(record_every, "record_every")
+    grid = backward_grid(n_steps, sde.T, t_end).tolist()
+    drift = _backward_drift(sde, score, probability_flow)
+    rec, x = _Recorder(observe), x_T
+    rec(x, grid[0])
+    for i in range(n_steps):
+        t, t_next = grid[i], grid[i + 1]
+        h = t - t_next
+        if method == "euler":
+            x = em_step(x, drift(x, t), expand_like(sde.g(t), x), h, generator, add_noise=not probability_flow)
+        else:
+            noise = None
+            if not probability_flow:
+                scale = math.sqrt(max(float(sde.u(t)) - float(sde.u(t_next)), 0.0))
+                noise = scale * _random.standard_normal(x, generator)
+            x = heun_step(x, drift, t, t_next, noise)
+        _check_step(x, f"backward_solve({method})", i + 1, n_steps, t_next)
+        if (i + 1) % record_every == 0 or i + 1 == n_steps:
+            rec(x, t_next)
+    return rec.result(x)
+
+
+@torch.no_grad()
+def probability_flow_ivp(sde: LinearDriftSDE, score: Callable, x_T: torch.Tensor, t_end: float = 1e-3,
+                         rtol: float = 1e-5, atol: float = 1e-5, method: str = "RK45") -> FlowResult:
+    """Probability-flow ODE from ``T`` to ``t_end`` with an adaptive solver of :func:`scipy.integrate.solve_ivp`.
+
+    The whole batch is one state vector (float64), :math:`dx/dt = K(x, t) - g^2(t)\\, s(x, t)/2` integrated
+    backwards in :math:`t`; the step size is controlled by ``rtol``/``atol`` on the worst component (an embedded
+    Runge-Kutta pair for ``"RK45"``, Dormand & Prince 1980).  Returns the end state (dtype of ``x_T``) and the
+    number of score evaluations ``nfev``.
+    """
+    from scipy.integrate import solve_ivp
+
+    _check_start(x_T, "x_T")
+    if not 0.0 <= float(t_end) < sde.T:
+        raise ValueError(f"t_end must lie in [0, T) = [0, {sde.T}), got {t_end}")
+    require_positive(rtol, "rtol")
+    require_positive(atol, "atol")
+    shape, dtype, device = x_T.shape, x_T.dtype, x_T.device
+    drift = _backward_drift(sde, score, probability_flow=True)
+
+    def rhs(t, y):  # dx/dt = -(dx/dtau)
+        x = torch.from_numpy(y).to(device=device, dtype=dtype).reshape(shape)
+        return (-drift(x, float(t))).reshape(-1).to(torch.float64).cpu().numpy()
+
+    y0 = x_T.detach().to(torch.float64).cpu().reshape(-1).numpy()
+    sol = solve_ivp(rhs, (sde.T, float(t_end)), y0, method=method, rtol=rtol, atol=atol, t_eval=[float(t_end)])
+    if not sol.success:
+        raise NonFiniteError(f"probability_flow_ivp: solve_ivp failed ({sol.message})")
+    x = torch.from_numpy(sol.y[:, -1].copy()).to(device=device, dtype=dtype).reshape(shape)
+    _check_step(x, "probability_flow_ivp", sol.nfev, sol.nfev, float(t_end))
+    return FlowResult(x, int(sol.nfev))

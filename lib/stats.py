@@ -25,6 +25,7 @@ __all__ = [
     "cumulants_from_moments",
     "bootstrap",
     "bootstrap_cumulants",
+    "jackknife",
     "TauInt",
     "tau_int",
     "mean_error",
@@ -336,6 +337,53 @@ def bootstrap_cumulants(x, n_max: int = 8, n_boot: int = 500, generator: np.rand
     about_m = tot / tot[:, :1].real  # moments about the global mean m
     result = _shift_moments(about_m, m, n_max, kind)
     return result[0], _spread(result[1:])
+
+
+def jackknife(batch_means, statistic: Callable, axis: int = 0):
+    r"""Estimate and jackknife error of a function of means, from the means over independent batches.
+
+    The samples were cut into :math:`B` independent batches of equal size and ``batch_means`` holds the
+    batch averages :math:`\bar a_b` of the primary quantities (e.g. raw moments :math:`\langle x^n\rangle_b`,
+    as recorded with ``observe`` in :mod:`lib.solvers`).  With :math:`\bar a` the mean over batches and
+    :math:`\bar a_{(b)} = (B\bar a - \bar a_b)/(B - 1)` the leave-one-out means,
+
+    .. math::
+        \hat\theta = \theta(\bar a), \qquad
+        \sigma_\theta^2 = \frac{B-1}{B}\sum_{b=1}^{B}\big(\theta(\bar a_{(b)}) - \overline{\theta_{(\cdot)}}\big)^2 .
+
+    Each leave-one-out estimate uses all but one batch, so the error is valid for nonlinear statistics such as
+    cumulants from moments (:doc:`book/part2/cumulants`), unlike the spread of per-batch estimates.
+
+    Parameters
+    ----------
+    batch_means : torch.Tensor or array_like
+        Batch averages, batches along ``axis`` (at least 2), any other shape.
+    statistic : callable
+        ``mean -> scalar or array``: receives an array of ``batch_means``'s shape without ``axis``.
+    axis : int
+        The batch axis.
+
+    Returns
+    -------
+    (estimate, error) : numpy arrays (0-d for scalar statistics)
+        For complex statistics ``error = err(Re) + 1j err(Im)``.
+    """
+    arr = _as_array(batch_means, "batch_means")
+    axis = _check_axis(arr, axis)
+    arr = np.moveaxis(arr, axis, 0)
+    n_batches = arr.shape[0]
+    if n_batches < 2:
+        raise ValueError(f"jackknife needs at least 2 batches along axis {axis}, got {n_batches}")
+    total = arr.sum(axis=0)
+    estimate = np.asarray(_to_numpy(statistic(total / n_batches)))
+    loo = np.stack([np.asarray(_to_numpy(statistic((total - a) / (n_batches - 1)))) for a in arr])
+    dev = loo - loo.mean(axis=0)
+    scale = (n_batches - 1) / n_batches
+    if np.iscomplexobj(dev):
+        error = np.sqrt(scale * (dev.real**2).sum(axis=0)) + 1j * np.sqrt(scale * (dev.imag**2).sum(axis=0))
+    else:
+        error = np.sqrt(scale * (dev**2).sum(axis=0))
+    return estimate, error
 
 
 def _shift_moments(about_m: np.ndarray, m, n_max: int, kind: str) -> np.ndarray:

@@ -15,6 +15,7 @@ from lib.complex_langevin import (
     QuarticModel,
     RunawayError,
     adaptive_step,
+    cached_sample_xy,
     cl_step,
     complex_langevin,
     quadrature_moments,
@@ -341,3 +342,31 @@ def test_complex_noise_gaussian_still_correct():
     C = model.stationary_covariance(0.5)
     var_y, err_y = stats.mean_error(samples.xy.numpy()[..., 1] ** 2)
     assert abs(var_y - C[1, 1]) < N_SIGMA * err_y + 0.02 * C[1, 1]
+
+
+def test_cached_sample_xy_stores_and_reuses(tmp_path, monkeypatch):
+    from lib.cache import ArtefactCache
+
+    store = ArtefactCache(tmp_path)
+    model = GaussianModel(1.0, 1.0)
+    kwargs = dict(record_every=5, n_therm=200, cache=store)
+    first = cached_sample_xy(model, 64, 30, 0.01, seed=3, **kwargs)
+    assert first["xy"].dtype == torch.float32 and tuple(first["xy"].shape) == (30, 64, 2)
+    assert tuple(first["eps"].shape) == (30, 64) and first["z_final"].is_complex()
+    assert first["params"]["n_therm"] == 200 and first["params"]["model"]["__class__"] == "GaussianModel"
+    # the same run, made directly, gives the same samples (rounded to float32)
+    direct = sample_xy(model, 64, 30, 0.01, make_generator(3), record_every=5, n_therm=200)
+    assert torch.equal(first["xy"], direct.xy.to(torch.float32))
+    # a second call loads the artefact instead of recomputing; any changed parameter is a new artefact
+    def boom(*args, **kw):
+        raise AssertionError("recomputed a cached run")
+
+    monkeypatch.setattr("lib.complex_langevin.sample_xy", boom)
+    again = cached_sample_xy(model, 64, 30, 0.01, seed=3, **kwargs)
+    assert torch.equal(again["xy"], first["xy"])
+    with pytest.raises(AssertionError, match="recomputed"):
+        cached_sample_xy(model, 64, 30, 0.01, seed=4, **kwargs)
+    with pytest.raises(AssertionError, match="recomputed"):
+        cached_sample_xy(QuarticModel(1.0, 1.0, 1.0), 64, 30, 0.01, seed=3, **kwargs)
+    with pytest.raises(ValueError, match="seed"):
+        cached_sample_xy(model, 64, 30, 0.01, seed=1.5, **kwargs)

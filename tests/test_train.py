@@ -1,0 +1,338 @@
+"""Tests of lib.train: the DSM loss against its analytic minimum for a Gaussian target, a short training run that
+learns the exact score, non-finite losses, config validation, epochs and augmentation, EMA, bitwise-identical resume
+from checkpoints, and the artefact-cache round trip of trained weights."""
+import math
+
+import pytest
+import torch
+from scipy.integrate import quad
+
+import lib.train as train_mod
+from lib._checks import NonFiniteError
+from lib._random import make_generator
+from lib.cache import ArtefactCache
+from lib.nets import MLPConfig, build_mlp, score_fn
+from lib.sde import ve, vp
+from lib.train import CHECKPOINT_NAME, TrainConfig, dsm_loss, train_score_model, trained_score_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small matrix products on a loaded 2-core machine are fastest on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _gauss_var(sde, s0, t):
+    """Variance s0^2 f^2 + Xi of p(x, t) for the target N(0, s0^2)."""
+    return s0**2 * sde.f(t) ** 2 + sde.xi(t)
+
+
+def _gauss_score(sde, s0, factor=1.0):
+    def score(x, t):
+        return -factor * x / _gauss_var(sde, s0, t).to(x.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
+    return score
+
+
+def _time_average(fn, sde, t_min):
+    return quad(lambda t: fn(t), t_min, sde.T, limit=200, epsabs=1e-12, epsrel=1e-10)[0] / (sde.T - t_min)
+
+
+SMALL = MLPConfig(dim=2, hidden=(16, 16), embed_dim=16, embed_scale=16.0)
+
+
+def _small_net(seed=0, sde=None, cfg=SMALL):
+    return build_mlp(cfg, sde, generator=make_generator(seed))
+
+
+def _states_equal(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# --- the loss ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sde", [ve(sigma=10.0), vp(sigma=10.0)], ids=["ve", "vp"])
+def test_dsm_loss_of_exact_score_is_the_analytic_minimum(sde):
+    s0, d, n, t_min = 0.5, 2, 100_000, 1e-5
+    x0 = s0 * torch.randn(n, d, generator=make_generator(0), dtype=torch.float64)
+    per = dsm_loss(_gauss_score(sde, s0), sde, x0, make_generator(1), t_min, reduction="none")
+    assert per.shape == (n,)
+    # E[loss | t] = d/2 s0^2 f^2 / (s0^2 f^2 + Xi), averaged over t ~ U(t_min, T)
+    minimum = _time_average(lambda t: 0.5 * d * float(s0**2 * sde.f(t) ** 2 / _gauss_var(sde, s0, t)), sde, t_min)
+    mean, err = float(per.mean()), float(per.std() / math.sqrt(n))
+    assert abs(mean - minimum) < 5 * err, (mean, err, minimum)
+    # the same samples with a perturbed score a * s: excess = 1/2 E Xi |s - s_true|^2 = d/2 (a-1)^2 E_t[Xi / var]
+    a = 1.3
+    per_bad = dsm_loss(_gauss_score(sde, s0, a), sde, x0, make_generator(1), t_min, reduction="none")
+    excess = per_bad - per
+    assert float(excess.mean()) > 0
+    expected = _time_average(lambda t: 0.5 * d * (a - 1) ** 2 * float(sde.xi(t) / _gauss_var(sde, s0, t)), sde, t_min)
+    assert abs(float(excess.mean()) - expected) < 5 * float(excess.std()) / math.sqrt(n)
+    mean_loss = dsm_loss(_gauss_score(sde, s0), sde, x0, make_generator(1), t_min)
+    assert mean_loss.ndim == 0 and float(mean_loss) == pytest.approx(mean, rel=1e-12)
+
+
+def test_dsm_loss_draws_one_time_per_sample_in_range():
+    sde, seen = ve(), []
+
+    def spy(x, t):
+        seen.append(t)
+        return torch.zeros_like(x)
+
+    x0 = torch.zeros(5000, 3, 3, dtype=torch.float64)
+    per = dsm_loss(spy, sde, x0, make_generator(2), t_min=0.2, reduction="none")
+    t = seen[0]
+    assert t.shape == (5000,) and t.dtype == torch.float64
+    assert float(t.min()) >= 0.2 and float(t.max()) <= 1.0 and float(t.std()) > 0.2
+    # zero score: the loss is |eta|^2 / 2 summed over the 9 sites, mean 9/2
+    assert abs(float(per.mean()) - 4.5) < 5 * math.sqrt(9 / 2) / math.sqrt(5000)
+
+
+def test_dsm_loss_bad_input():
+    sde, x0 = ve(), torch.zeros(4, 2)
+    with pytest.raises(ValueError, match="reduction"):
+        dsm_loss(_gauss_score(sde, 1.0), sde, x0, make_generator(0), reduction="sum")
+    with pytest.raises(ValueError, match="t_min"):
+        dsm_loss(_gauss_score(sde, 1.0), sde, x0, make_generator(0), t_min=1.0)
+    with pytest.raises(ValueError, match="t_min"):
+        dsm_loss(_gauss_score(sde, 1.0), sde, x0, make_generator(0), t_min=0.0)
+    with pytest.raises(ValueError, match="x0"):
+        dsm_loss(_gauss_score(sde, 1.0), sde, torch.zeros(4, dtype=torch.long), make_generator(0))
+
+
+# --- training ---------------------------------------------------------------------------------------------------------
+def test_training_learns_the_gaussian_score():
+    sde, s0 = ve(sigma=10.0), 1.0
+    data = s0 * torch.randn(20_000, generator=make_generator(0), dtype=torch.float64)
+    cfg = MLPConfig(dim=1, hidden=(32, 32), embed_dim=32, embed_scale=16.0, odd=True)
+    net = build_mlp(cfg, sde, generator=make_generator(1))
+    untrained = build_mlp(cfg, sde, generator=make_generator(1))
+    config = TrainConfig(n_steps=1500, lr=3e-3, batch_size=256, ema_decay=0.99)
+    result = train_score_model(net, sde, data, config, make_generator(2), progress=False)
+    losses = result.losses
+    assert losses.shape == (1500,) and losses.dtype == torch.float64
+    minimum = _time_average(lambda t: 0.5 * float(s0**2 / _gauss_var(sde, s0, t)), sde, 1e-5)
+    late = float(losses[-300:].mean())
+    assert float(losses[:50].mean()) > late  # the loss decreased ...
+    assert late == pytest.approx(minimum, rel=0.03)  # ... to its analytic minimum (stat. error ~0.5%)
+    for t in (0.1, 0.5, 1.0):  # weighted error sqrt(Xi)|s - s_exact| on +-2 std of p(x, t), relative to the score
+        std_t = float(_gauss_var(sde, s0, t).sqrt())
+        x = torch.linspace(-2 * std_t, 2 * std_t, 41, dtype=torch.float64)
+        tt = torch.full((41,), t, dtype=torch.float64)
+        exact = _gauss_score(sde, s0)(x, tt)
+        scale = float((exact * sde.xi(t).sqrt()).pow(2).mean().sqrt())
+        for model, tol in ((result.sampling_model, 0.15),):
+            err = float(((score_fn(model)(x, tt) - exact) * sde.xi(t).sqrt()).pow(2).mean().sqrt())
+            assert err < tol * scale, (t, err, scale)
+        err0 = float(((score_fn(untrained)(x, tt) - exact) * sde.xi(t).sqrt()).pow(2).mean().sqrt())
+        assert err0 > 0.5 * scale  # the check can fail: the untrained net is far off
+
+
+def test_non_finite_loss_names_the_step():
+    sde = ve()
+    data = torch.randn(200, 2, generator=make_generator(0))
+    net = _small_net()
+    with pytest.raises(NonFiniteError, match=r"non-finite .* at step \d+ of 50"):
+        train_score_model(net, sde, data, TrainConfig(n_steps=50, lr=1e10, batch_size=32), make_generator(1))
+
+    class NaNAfter(torch.nn.Module):  # returns NaN from its third call on
+        def __init__(self):
+            super().__init__()
+            self.w, self.calls = torch.nn.Parameter(torch.zeros(())), 0
+
+        def forward(self, x, t):
+            self.calls += 1
+            return self.w * x + (float("nan") if self.calls >= 3 else 0.0)
+
+    with pytest.raises(NonFiniteError, match="at step 3 of 10"):
+        train_score_model(NaNAfter(), sde, data, TrainConfig(n_steps=10, batch_size=32), make_generator(1))
+    bad = data.clone()
+    bad[17, 1] = float("nan")
+    with pytest.raises(NonFiniteError, match="training data"):
+        train_score_model(_small_net(), sde, bad, TrainConfig(n_steps=10), make_generator(1))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({}, "exactly one"), ({"n_steps": 10, "epochs": 2}, "exactly one"), ({"n_steps": 0}, "n_steps"),
+    ({"epochs": 1.5}, "epochs"), ({"n_steps": 10, "lr": 0.0}, "lr"), ({"n_steps": 10, "lr": float("inf")}, "lr"),
+    ({"n_steps": 10, "batch_size": 0}, "batch_size"), ({"n_steps": 10, "batch_size": None}, "batch_size"),
+    ({"n_steps": 10, "ema_decay": 1.0}, "ema_decay"), ({"n_steps": 10, "ema_decay": -0.5}, "ema_decay"),
+    ({"n_steps": 10, "t_min": 0.0}, "t_min"), ({"n_steps": 10, "checkpoint_every": 0}, "checkpoint_every"),
+    ({"n_steps": 10, "augment_flip": "yes"}, "augment_flip"),
+])
+def test_bad_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_bad_arguments():
+    sde, data, cfg = ve(), torch.randn(20, 2), TrainConfig(n_steps=2)
+    with pytest.raises(ValueError, match="TrainConfig"):
+        train_score_model(_small_net(), sde, data, {"n_steps": 2}, make_generator(0))
+    with pytest.raises(ValueError, match="generator"):
+        train_score_model(_small_net(), sde, data, cfg, 0)
+    with pytest.raises(ValueError, match="data"):
+        train_score_model(_small_net(), sde, torch.zeros(20, 2, dtype=torch.long), cfg, make_generator(0))
+    with pytest.raises(ValueError, match="t_min"):
+        train_score_model(_small_net(), ve(T=1e-6), data, cfg, make_generator(0))
+    with pytest.raises(ValueError, match="2 numbers per configuration"):
+        train_score_model(_small_net(), sde, torch.randn(20, 3), cfg, make_generator(0))
+
+
+def test_epochs_and_augmentation_visit_every_sample_once(monkeypatch):
+    seen, real = [], train_mod.dsm_loss
+
+    def spy(model, sde, x0, generator, t_min):
+        seen.append(x0.clone())
+        return real(model, sde, x0, generator, t_min)
+
+    monkeypatch.setattr(train_mod, "dsm_loss", spy)
+    data = torch.arange(1.0, 51.0).reshape(25, 2)
+    config = TrainConfig(epochs=2, batch_size=8, augment_flip=True)
+    result = train_score_model(_small_net(), ve(), data, config, make_generator(0))
+    assert len(result.losses) == 2 * math.ceil(50 / 8) == len(seen)
+    per_epoch = len(seen) // 2
+    both = torch.cat([data, -data])
+    for epoch in range(2):
+        batch = torch.cat(seen[epoch * per_epoch:(epoch + 1) * per_epoch])
+        assert torch.equal(batch[batch[:, 0].argsort()], both[both[:, 0].argsort()])
+    assert not torch.equal(torch.cat(seen[:per_epoch]), torch.cat(seen[per_epoch:]))  # reshuffled each epoch
+    assert result.info["steps_per_epoch"] == per_epoch
+
+
+def test_ema_update_rule():
+    net = _small_net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    result = train_score_model(net, ve(), torch.randn(64, 2), TrainConfig(n_steps=1, ema_decay=0.9, lr=1e-2),
+                               make_generator(0))
+    after, ema = net.state_dict(), result.ema.state_dict()
+    assert not torch.equal(after["out.weight"], before["out.weight"])
+    for k in before:
+        torch.testing.assert_close(ema[k], 0.9 * before[k] + 0.1 * after[k])
+    assert result.sampling_model is result.ema
+    no_ema = train_score_model(_small_net(), ve(), torch.randn(64, 2), TrainConfig(n_steps=1, ema_decay=None),
+                               make_generator(0))
+    assert no_ema.ema is None and no_ema.sampling_model is no_ema.model
+
+
+# --- checkpoints ------------------------------------------------------------------------------------------------------
+RESUME = TrainConfig(n_steps=23, lr=1e-3, batch_size=64, augment_flip=True, ema_decay=0.95, checkpoint_every=5)
+RESUME_DATA = torch.randn(150, 2, generator=make_generator(0), dtype=torch.float64)  # 300 augmented: 5 steps/epoch
+
+
+def _assert_identical(a, b, gen_a, gen_b):
+    assert _states_equal(a.model, b.model) and _states_equal(a.ema, b.ema)
+    assert torch.equal(a.losses, b.losses)
+    assert torch.equal(gen_a.get_state(), gen_b.get_state())
+
+
+def test_resume_is_bitwise_identical(tmp_path):
+    sde = vp()
+    gen_ref = make_generator(7)
+    ref = train_score_model(_small_net(), sde, RESUME_DATA, RESUME, gen_ref)
+    # first leg: 12 steps (mid-epoch) with checkpoints; second leg asks for all 23 and continues from step 12
+    first = train_score_model(_small_net(), sde, RESUME_DATA, TrainConfig(**{**RESUME.__dict__, "n_steps": 12}),
+                              make_generator(7), checkpoint_dir=tmp_path)
+    assert len(first.losses) == 12 and (tmp_path / CHECKPOINT_NAME).is_file()
+    gen = make_generator(99)  # its state and the fresh weights are replaced by the checkpoint's
+    resumed = train_score_model(_small_net(seed=5), sde, RESUME_DATA, RESUME, gen, checkpoint_dir=tmp_path)
+    assert resumed.info["resumed_from"] == 12
+    _assert_identical(ref, resumed, gen_ref, gen)
+    # a finished checkpoint is the result: nothing is trained again
+    again = train_score_model(_small_net(seed=6), sde, RESUME_DATA, RESUME, make_generator(1), checkpoint_dir=tmp_path)
+    assert again.info["resumed_from"] == 23 and _states_equal(again.model, ref.model)
+    assert list(tmp_path.iterdir()) == [tmp_path / CHECKPOINT_NAME]  # no temporary files left behind
+
+
+def test_resume_after_a_crash(tmp_path, monkeypatch):
+    sde = ve()
+    gen_ref = make_generator(3)
+    ref = train_score_model(_small_net(), sde, RESUME_DATA, RESUME, gen_ref)
+    real, calls = train_mod.dsm_loss, []
+
+    def crash_at_13(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 13:
+            raise KeyboardInterrupt("simulated interruption")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "dsm_loss", crash_at_13)
+    with pytest.raises(KeyboardInterrupt):
+        train_score_model(_small_net(), sde, RESUME_DATA, RESUME, make_generator(3), checkpoint_dir=tmp_path)
+    monkeypatch.setattr(train_mod, "dsm_loss", real)
+    gen = make_generator(3)
+    resumed = train_score_model(_small_net(), sde, RESUME_DATA, RESUME, gen, checkpoint_dir=tmp_path)
+    assert resumed.info["resumed_from"] == 10  # the last checkpoint before the crash
+    _assert_identical(ref, resumed, gen_ref, gen)
+
+
+def test_resume_refuses_a_mismatched_checkpoint(tmp_path):
+    sde = ve()
+    train_score_model(_small_net(), sde, RESUME_DATA, RESUME, make_generator(0), checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="differs"):
+        train_score_model(_small_net(), sde, RESUME_DATA, TrainConfig(**{**RESUME.__dict__, "lr": 1e-2}),
+                          make_generator(0), checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="beyond"):
+        train_score_model(_small_net(), sde, RESUME_DATA, TrainConfig(**{**RESUME.__dict__, "n_steps": 20}),
+                          make_generator(0), checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="samples"):
+        train_score_model(_small_net(), sde, RESUME_DATA[:100], RESUME, make_generator(0), checkpoint_dir=tmp_path)
+
+
+# --- artefact cache ---------------------------------------------------------------------------------------------------
+def _cached(cache, seed=11, calls=None, config=RESUME):
+    sde = ve()
+
+    def data_fn(generator):
+        if calls is not None:
+            calls.append(1)
+        return torch.randn(150, 2, generator=generator, dtype=torch.float64)
+
+    return trained_score_model(cache, "test_net", {"net": SMALL, "n_data": 150}, sde,
+                                lambda g: build_mlp(SMALL, sde, generator=g), data_fn, config, seed)
+
+
+def test_cache_round_trip(tmp_path):
+    cache, calls = ArtefactCache(tmp_path / "cache"), []
+    first = _cached(cache, calls=calls)
+    assert not first.from_cache and len(calls) == 1 and len(first.losses) == 23
+    assert not any(p.name.endswith(".scratch") for p in (cache.root / "test_net").iterdir())  # scratch removed
+    second = _cached(cache, calls=calls)
+    assert second.from_cache and len(calls) == 1  # no data generated, nothing trained
+    assert _states_equal(first.model, second.model) and _states_equal(first.ema, second.ema)
+    assert torch.equal(first.losses, second.losses)
+    prov = second.info["provenance"]
+    assert prov["seed"] == 11 and prov["extra"]["device"] == "cpu" and prov["extra"]["steps"] == 23
+    third = _cached(cache, seed=12, calls=calls)  # another seed is another artefact
+    assert not third.from_cache and len(calls) == 2 and not _states_equal(first.model, third.model)
+
+
+def test_cached_training_resumes_after_a_crash(tmp_path, monkeypatch):
+    ref = _cached(ArtefactCache(tmp_path / "ref"))
+    real, calls = train_mod.dsm_loss, []
+
+    def crash_at_17(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 17:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    cache = ArtefactCache(tmp_path / "cache")
+    monkeypatch.setattr(train_mod, "dsm_loss", crash_at_17)
+    with pytest.raises(RuntimeError, match="simulated"):
+        _cached(cache)
+    monkeypatch.setattr(train_mod, "dsm_loss", real)
+    resumed = _cached(cache)
+    assert resumed.info["resumed_from"] == 15
+    assert _states_equal(ref.model, resumed.model) and torch.equal(ref.losses, resumed.losses)
+    assert _cached(cache).from_cache
+
+
+def test_progress_bar_only_when_asked(capsys):
+    data = torch.randn(64, 2, generator=make_generator(0))
+    train_score_model(_small_net(), ve(), data, TrainConfig(n_steps=3, batch_size=32), make_generator(0), progress=True)
+    assert "training" in capsys.readouterr().err
+    train_score_model(_small_net(), ve(), data, TrainConfig(n_steps=3, batch_size=32), make_generator(0))
+    assert capsys.readouterr().err == ""  # pytest's captured stderr is not a terminal: quiet by default
