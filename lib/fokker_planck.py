@@ -303,34 +303,18 @@ class FPSolution:
         return out
 
 
-def _inverse_iteration(L: sparse.csr_matrix, max_iter: int, tol: float):
+def _inverse_iteration(L: sparse.csr_matrix, max_iter: int, tol: float, normal: bool = False):
+    """Inverse iteration for the null vector of ``L``: with ``L^{-1}`` (eigenvector of the eigenvalue closest
+    to 0) or, with ``normal=True``, with ``(L^T L)^{-1}`` (right singular vector of the smallest singular value)."""
     lu = sparse_linalg.splu(L.tocsc())
     v = np.ones(L.shape[0]) / math.sqrt(L.shape[0])
     converged = False
     for _ in range(max_iter):
-        w = lu.solve(v)
+        w = lu.solve(lu.solve(v, trans="T")) if normal else lu.solve(v)
         norm = np.linalg.norm(w)
         if not np.isfinite(norm) or norm == 0:
             break
         w /= norm
-        if w @ v < 0:
-            w = -w
-        change = np.linalg.norm(w - v)
-        v = w
-        if change < tol:
-            converged = True
-            break
-    Lv = L @ v
-    return v, float(v @ Lv), float(np.linalg.norm(Lv)), converged
-
-
-def _smallest_singular(L: sparse.csr_matrix, max_iter: int, tol: float):
-    lu = sparse_linalg.splu(L.tocsc())
-    v = np.ones(L.shape[0]) / math.sqrt(L.shape[0])
-    converged = False
-    for _ in range(max_iter):
-        w = lu.solve(lu.solve(v, trans="T"))
-        w /= np.linalg.norm(w)
         if w @ v < 0:
             w = -w
         change = np.linalg.norm(w - v)
@@ -382,8 +366,8 @@ def solve_stationary(model, n_x: int = 40, n_y: int = 160, scale_x: float | None
     scale_x = require_positive(scale_x, "scale_x")
     scale_y = require_positive(scale_y, "scale_y")
     L = fp_operator(model.drift_coefficients(), n_x, n_y, scale_x, scale_y, n_i)
-    solver = _inverse_iteration if method == "eig" else _smallest_singular
-    v, eigenvalue, residual, converged = solver(L, max_iter, tol)
+    normal = method != "eig"
+    v, eigenvalue, residual, converged = _inverse_iteration(L, max_iter, tol, normal=normal)
     if not converged:
         warnings.warn(
             f"solve_stationary: {method} iteration did not converge in {max_iter} iterations at (n_x, n_y) = "

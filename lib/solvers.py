@@ -12,6 +12,10 @@ Backward (the authors' sampler, after the tutorial of Song et al.), in :math:`\\
 without noise on the last step; the probability-flow ODE replaces :math:`g^2 s` by :math:`g^2 s / 2` and drops the
 noise.  Derived in :doc:`book/part1/forward_process` and :doc:`book/part1/score_matching` (eq. ``eq-backward-sde``).
 
+Better integrators of the backward process (:func:`backward_solve`: Euler-Maruyama or stochastic Heun on a grid
+that ends exactly at ``t_end``, for the SDE or the probability-flow ODE; :func:`probability_flow_ivp`: the ODE with
+scipy's adaptive RK45) are derived and compared in :doc:`book/part2/two_peak`.
+
 Score functions have the signature ``score(x, t) -> tensor like x`` with ``t`` a ``(B,)`` tensor of ``x``'s dtype.
 Both solvers run under :func:`torch.no_grad` (a score that needs autograd must use :func:`torch.enable_grad`).
 """

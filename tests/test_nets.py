@@ -14,13 +14,6 @@ from lib.solvers import backward_em
 SHAPES = [(7,), (7, 2), (7, 3, 3)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small matrix products on a loaded 2-core machine are fastest on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _dim(shape):

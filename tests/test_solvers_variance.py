@@ -21,12 +21,6 @@ def _score(sde):
     return lambda x, t: -x / (V0 * sde.f(t) ** 2 + sde.xi(t)).to(x.dtype)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("name", SCHEMES)

@@ -16,13 +16,6 @@ from lib.sde import ve, vp
 from lib.train import CHECKPOINT_NAME, TrainConfig, dsm_loss, train_score_model, trained_score_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small matrix products on a loaded 2-core machine are fastest on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _gauss_var(sde, s0, t):

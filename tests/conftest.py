@@ -1,0 +1,17 @@
+"""Shared test configuration.
+
+The statistical tests run many small elementwise operations on tensors of 10^4-10^5 elements.
+torch splits those over its OpenMP threads; on a 2-core machine that is busy with anything else
+the threads then spin at every barrier and the tests get 10-100 times slower.  One thread keeps
+the whole suite at about a minute, loaded or not.
+"""
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
