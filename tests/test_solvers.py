@@ -16,14 +16,6 @@ from lib.solvers import (Trajectory, authors_grid, backward_em, backward_grid, b
 SHAPES = [(6,), (6, 2), (6, 3, 3)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Elementwise exp/expm1 on ~1e4 elements are split over threads by torch; on a loaded 2-core machine the
-    OpenMP threads then spin and the statistical tests get 10-100x slower.  One thread keeps them at a few seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class FakeNoise:
