@@ -3,7 +3,8 @@
 An entry lives in ``<root>/<kind>/<key[:16]>/`` and holds ``data.pt`` (``torch.save`` of a dict, loadable
 with ``torch.load(..., weights_only=True)``) and ``provenance.json`` (parameters, seed, creation time, wall
 time, versions, sha256 of ``data.pt``).  The key is the sha256 of the canonical JSON of the kind, the
-parameters and :data:`FORMAT_VERSION`, so a changed parameter never reuses a stale artefact.  A corrupt entry
+parameters, :data:`FORMAT_VERSION` and the fingerprint of :mod:`lib`'s source code (:func:`code_fingerprint`), so
+neither a changed parameter nor changed library code ever reuses a stale artefact.  A corrupt entry
 (checksum mismatch, unreadable file, missing provenance) raises no error: it gives a :class:`CacheWarning`, is
 moved aside to ``<dir>.corrupt-<timestamp>`` (nothing is deleted) and counts as absent, so
 :meth:`ArtefactCache.get_or_compute` recomputes it.  An entry is written into a temporary directory and moved
@@ -31,11 +32,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["ArtefactCache", "CacheWarning", "default_root", "canonical_params", "FORMAT_VERSION"]
+__all__ = ["ArtefactCache", "CacheWarning", "default_root", "canonical_params", "code_fingerprint", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1  # bump when the layout of an entry changes: every key changes with it
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _NUMPY_TAG = "__lib_numpy_array__"  # marks a numpy array stored as a tensor in data.pt
+_FINGERPRINT: dict[Path, str] = {}
+
+
+def code_fingerprint(package_dir: Path = _PACKAGE_DIR) -> str:
+    """sha256 of the source of every module of :mod:`lib` (file names and contents, in sorted order).
+
+    Part of every cache key: an artefact made by other library code (a fixed bug, a changed sampler) is never
+    reused.  The price is that any edit of ``lib/*.py`` recomputes the artefacts.  Computed once per process.
+    """
+    package_dir = Path(package_dir).resolve()
+    if package_dir not in _FINGERPRINT:
+        digest = hashlib.sha256()
+        for path in sorted(package_dir.glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        _FINGERPRINT[package_dir] = digest.hexdigest()
+    return _FINGERPRINT[package_dir]
 
 
 class CacheWarning(UserWarning):
@@ -161,12 +178,12 @@ class ArtefactCache:
         return f"ArtefactCache(root={str(self.root)!r})"
 
     def key(self, kind: str, params: Mapping) -> str:
-        """sha256 hex digest of the canonical JSON of ``{"kind", "params", "format"}``."""
+        """sha256 hex digest of the canonical JSON of ``{"kind", "params", "format", "code"}`` (code: :func:`code_fingerprint`)."""
         if not isinstance(kind, str) or not kind or kind.startswith(".") or any(c in kind for c in "/\\:"):
             raise ValueError(f"cache kind must be a non-empty name without '/', '\\', ':' or a leading '.'; got {kind!r}")
         if not isinstance(params, Mapping):
             raise TypeError(f"cache params must be a dict, got {type(params).__name__}")
-        blob = {"kind": kind, "params": canonical_params(params), "format": FORMAT_VERSION}
+        blob = {"kind": kind, "params": canonical_params(params), "format": FORMAT_VERSION, "code": code_fingerprint()}
         text = json.dumps(blob, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -223,7 +240,8 @@ class ArtefactCache:
         record = {"kind": kind, "key": key, "format": FORMAT_VERSION, "params": canonical_params(params),
                   "seed": canonical_params(seed, "seed"), "extra": canonical_params(extra, "extra"),
                   "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                  "wall_time": None if wall_time is None else float(wall_time), "versions": _versions()}
+                  "wall_time": None if wall_time is None else float(wall_time), "versions": _versions(),
+                  "code": code_fingerprint()}
         target = self.root / kind / key[:16]
         tmp = self.root / kind / f".tmp-{key[:16]}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)

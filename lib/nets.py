@@ -36,7 +36,8 @@ from lib._checks import expand_like, require_positive
 from lib._random import make_generator
 from lib.sde import LinearDriftSDE
 
-__all__ = ["ACTIVATIONS", "MLPConfig", "GaussianFourierEmbedding", "ScoreMLP", "build_mlp", "score_fn"]
+__all__ = ["ACTIVATIONS", "MLPConfig", "GaussianFourierEmbedding", "ScoreMLP", "build_mlp", "score_fn",
+           "rescaled_score_fn"]
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,  # the authors' choice (negative slope 0.01)
@@ -225,3 +226,30 @@ def score_fn(model: nn.Module, chunk_size: int | None = 16384) -> Callable[[torc
             return torch.cat([model(xc, tc) for xc, tc in zip(x.split(chunk_size), tt.split(chunk_size))])
 
     return score
+
+
+def rescaled_score_fn(score: Callable, scale) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    r"""Score in the original coordinates :math:`x = a \odot u` of a model trained on rescaled data :math:`u = x / a`.
+
+    With :math:`p_x(x) = p_u(x / a) / \prod a`, the chain rule gives
+
+    .. math::
+
+        \nabla_x \log p_x(x, t) = \nabla_u \log p_u(u, t)\big|_{u = x / a} \,/\, a
+
+    (elementwise). ``scale`` (:math:`a`, positive) is a number or a tensor of the configuration shape, e.g. ``(2,)``
+    for :math:`(x, y)` pairs; it is broadcast against the trailing axes of ``x``.  Rescaling one direction of the data
+    makes a thin direction as wide as the others, so that the isotropic noise of the forward process resolves both
+    equally (used for the complex Langevin strip in :doc:`book/part4/cl_diffusion`).  Note that the noise in the
+    original coordinates is then :math:`a \odot` (isotropic noise): :math:`p_x(x, t)` is the data convolved with
+    :math:`\mathcal N(0, \Xi(t)\,\mathrm{diag}(a^2))`.
+    """
+    a = torch.as_tensor(scale, dtype=torch.float64)
+    if not bool(torch.isfinite(a).all()) or not bool((a > 0).all()):
+        raise ValueError(f"scale must be positive and finite, got {scale!r}")
+
+    def rescaled(x: torch.Tensor, t) -> torch.Tensor:
+        aa = a.to(device=x.device, dtype=x.dtype)
+        return score(x / aa, t) / aa
+
+    return rescaled

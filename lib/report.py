@@ -248,6 +248,22 @@ class Checks:
         rule = f"within {n_sigma:g} sigma of exact or no further from exact than the paper's cell"
         return self._record(cell, format_value(value, err), ref, rule, dev <= dev_paper + n_sigma * err, detail)
 
+    def within_sigma_or_floor(self, cell, value, error, reference, floor, n_sigma=3.0, floor_name="floor") -> bool:
+        """Pass when ``|ours - ref| <= max(n_sigma * error, floor)``.
+
+        For comparisons whose tolerance has a known systematic part, e.g. a generated row against the data it
+        learned from, allowed to deviate as much as the paper's generated row deviates from exact
+        (:doc:`book/part4/cl_diffusion`); ``floor_name`` says where the floor comes from in the rule.
+        """
+        value, err, ref = _as_number(value), self._error(cell, error), _as_number(reference, "reference")
+        floor = _as_number(floor, "floor")
+        if isinstance(floor, complex) or not floor >= 0:
+            raise ValueError(f"check {cell!r}: the floor must be a non-negative real number, got {floor!r}")
+        dev, tol = abs(value - ref), max(n_sigma * err, floor)
+        detail = f"|ours - ref| = {dev:.3g}, {n_sigma:g} sigma = {n_sigma * err:.3g}, {floor_name} = {floor:.3g}"
+        return self._record(cell, format_value(value, err), format_value(ref, digits=6),
+                            f"|ours - ref| <= max({n_sigma:g} sigma, {floor_name})", dev <= tol, detail)
+
     def close(self, cell, value, reference, rtol=0.0, atol=0.0) -> bool:
         """Pass when ``|ours - ref| <= atol + rtol |ref|``."""
         if not (rtol >= 0 and atol >= 0):

@@ -284,3 +284,28 @@ def test_default_root_outside_checkout(monkeypatch, tmp_path):
     monkeypatch.setattr(cache_mod, "_PACKAGE_DIR", tmp_path / "site-packages" / "lib")
     monkeypatch.chdir(tmp_path)
     assert default_root() == tmp_path.resolve() / ".artefacts"
+
+
+def test_code_fingerprint_covers_the_python_sources_only(tmp_path):
+    from lib.cache import code_fingerprint
+
+    def package(name, files):
+        folder = tmp_path / name
+        folder.mkdir()
+        for file, text in files.items():
+            (folder / file).write_text(text)
+        return code_fingerprint(folder)
+
+    base = package("base", {"a.py": "x = 1\n"})
+    assert package("with_notes", {"a.py": "x = 1\n", "notes.txt": "not code"}) == base
+    assert package("edited", {"a.py": "x = 2\n"}) != base
+    assert package("renamed", {"b.py": "x = 1\n"}) != base
+
+
+def test_key_includes_the_code_fingerprint(tmp_path, monkeypatch):
+    import lib.cache as cache_mod
+
+    cache = cache_mod.ArtefactCache(tmp_path)
+    before = cache.key("k", {"a": 1})
+    monkeypatch.setattr(cache_mod, "code_fingerprint", lambda *args: "changed library")
+    assert cache.key("k", {"a": 1}) != before

@@ -7,7 +7,7 @@ import torch
 
 from lib._random import make_generator
 from lib.cache import ArtefactCache
-from lib.nets import GaussianFourierEmbedding, MLPConfig, ScoreMLP, build_mlp, score_fn
+from lib.nets import GaussianFourierEmbedding, MLPConfig, ScoreMLP, build_mlp, rescaled_score_fn, score_fn
 from lib.sde import ve, vp
 from lib.solvers import backward_em
 
@@ -189,3 +189,15 @@ def test_cuda_follows_the_module():
     net = _net((8, 2), sde=ve()).to("cuda")
     x = torch.randn(8, 2, device="cuda")
     assert net(x, torch.full((8,), 0.5, device="cuda")).device.type == "cuda"
+
+
+def test_rescaled_score_fn_chain_rule():
+    # u ~ N(0, 1) per component has score -u; x = a * u has score -x / a^2
+    a = torch.tensor([1.0, 4.0], dtype=torch.float64)
+    x = torch.randn(7, 2, generator=make_generator(3), dtype=torch.float64)
+    score = rescaled_score_fn(lambda u, t: -u, a)
+    torch.testing.assert_close(score(x, torch.zeros(7, dtype=torch.float64)), -x / a**2)
+    torch.testing.assert_close(rescaled_score_fn(lambda u, t: -u, 2.0)(x, 0.0), -x / 4.0)
+    assert score(x.float(), 0.0).dtype == torch.float32
+    with pytest.raises(ValueError, match="scale"):
+        rescaled_score_fn(lambda u, t: -u, torch.tensor([1.0, 0.0]))

@@ -165,6 +165,21 @@ def test_within_sigma_or_paper():
     assert "no further from exact than the paper" in msg and "k2 close" not in msg
 
 
+def test_within_sigma_or_floor():
+    checks = Checks("T3 DM")
+    assert checks.within_sigma_or_floor("sigma wins", 0.5025, 0.001, 0.5, floor=0.002)
+    assert checks.within_sigma_or_floor("floor wins", 0.520, 0.001, 0.5, floor=0.021, floor_name="|paper - exact|")
+    assert not checks.within_sigma_or_floor("both fail", 0.530, 0.001, 0.5, floor=0.021, floor_name="|paper - exact|")
+    assert not checks.within_sigma_or_floor("nan", float("nan"), 0.1, 1.0, floor=1.0)
+    with pytest.raises(CheckFailed) as info:
+        checks.assert_all()
+    msg = str(info.value)
+    assert "both fail" in msg and "max(3 sigma, |paper - exact|)" in msg and "floor wins" not in msg
+    assert "2 of 4 checks failed" in msg
+    with pytest.raises(ValueError, match="floor"):
+        checks.within_sigma_or_floor("bad floor", 1.0, 0.1, 1.0, floor=-1.0)
+
+
 def test_close_and_true():
     checks = Checks("misc")
     assert checks.close("y_-", 0.30291, 0.3029, atol=1e-4)
