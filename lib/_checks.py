@@ -19,6 +19,7 @@ __all__ = [
     "require_positive",
     "require_nonnegative",
     "require_in_range",
+    "require_int",
     "as_time",
     "NonFiniteError",
 ]
@@ -86,6 +87,13 @@ def require_nonnegative(value, name: str) -> float:
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
     return value
+
+
+def require_int(value, name: str, lo: int = 1) -> int:
+    """Return ``int(value)``; raise ``ValueError`` naming ``name`` unless it is an integer (not a bool) ``>= lo``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
 
 
 def require_in_range(value, name: str, lo: float, hi: float) -> float:

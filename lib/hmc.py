@@ -16,14 +16,13 @@ Derived in :doc:`book/part3/phi4_hmc` (eqs. ``eq-hmc-hamiltonian``, ``eq-leapfro
 """
 from __future__ import annotations
 
-from numbers import Integral
 from typing import Callable, NamedTuple
 
 import torch
 from tqdm.auto import tqdm
 
 from lib import _random
-from lib._checks import NonFiniteError, expand_like, require_in_range, require_positive
+from lib._checks import NonFiniteError, expand_like, require_in_range, require_int, require_positive
 from lib.phi4 import Phi4Params, _action, _force, check_field, hot_start
 
 __all__ = [
@@ -213,10 +212,10 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
         Bad parameters or start fields.
     """
     check_field(phi0, params, "phi0")
-    n_traj = _count(n_traj, "n_traj", 0)
-    n_therm = _count(n_therm, "n_therm", 0)
-    record_every = _count(record_every, "record_every", 0)
-    keep_every = _count(keep_every, "keep_every", 0)
+    n_traj = require_int(n_traj, "n_traj", 0)
+    n_therm = require_int(n_therm, "n_therm", 0)
+    record_every = require_int(record_every, "record_every", 0)
+    keep_every = require_int(keep_every, "keep_every", 0)
     n_steps = _n_steps(n_steps)
     if integrator not in INTEGRATORS:
         raise ValueError(f"integrator must be one of {sorted(INTEGRATORS)}, got {integrator!r}")
@@ -310,14 +309,7 @@ def authors_ensemble(params: Phi4Params, n_configs: int, generator: torch.Genera
 
 
 def _n_steps(n_steps) -> int:
-    return _count(n_steps, "n_steps", 1)
-
-
-def _count(value, name: str, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
-
+    return require_int(n_steps, "n_steps", 1)
 
 def _check_step(step, phi: torch.Tensor):
     if isinstance(step, torch.Tensor) and step.ndim > 0:

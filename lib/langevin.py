@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lib import _random
-from lib._checks import NonFiniteError, require_positive
+from lib._checks import NonFiniteError, require_int, require_positive
 
 __all__ = ["LangevinRun", "langevin", "langevin_step"]
 
@@ -30,13 +30,6 @@ class LangevinRun(NamedTuple):
     x: torch.Tensor  # final state, shape of x0
     t: torch.Tensor  # 1-D float64 tensor: Langevin times of the records (thermalisation included)
     records: dict  # name -> tensor stacked along a new first axis, one entry per record
-
-
-def _count(value, name: str, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return value
-
 
 def langevin_step(force: Callable, x: torch.Tensor, step: float, generator: torch.Generator | None = None):
     r"""One update :math:`x' = x + \epsilon K(x) + \sqrt{2\epsilon}\,\eta`, :math:`\eta \sim \mathcal N(0, 1)`.
@@ -107,9 +100,9 @@ def langevin(
         NaN or infinity in the state (runaway), naming the step.
     """
     step = require_positive(step, "step")
-    n_steps = _count(n_steps, "n_steps", 0)
-    n_therm = _count(n_therm, "n_therm", 0)
-    record_every = _count(record_every, "record_every", 1)
+    n_steps = require_int(n_steps, "n_steps", 0)
+    n_therm = require_int(n_therm, "n_therm", 0)
+    record_every = require_int(record_every, "record_every", 1)
     if not isinstance(x0, torch.Tensor) or x0.ndim < 1:
         raise ValueError("x0 must be a tensor of shape (n_chains, ...) with the chains on axis 0")
     if not x0.is_floating_point():

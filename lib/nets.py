@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from lib._checks import expand_like, require_positive
+from lib._checks import expand_like, require_int, require_positive
 from lib._random import make_generator
 from lib.sde import LinearDriftSDE
 
@@ -46,13 +46,6 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "tanh": nn.Tanh,
 }
 
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class MLPConfig:
     """Architecture of :class:`ScoreMLP` (hashable, so it can key the artefact cache)."""
@@ -65,11 +58,11 @@ class MLPConfig:
     odd: bool = False  # antisymmetrise, s(-x) = -s(x) exactly (for Z2-symmetric targets)
 
     def __post_init__(self):
-        _positive_int(self.dim, "dim")
+        require_int(self.dim, "dim")
         if isinstance(self.hidden, int) or not isinstance(self.hidden, (tuple, list)) or not self.hidden:
             raise ValueError(f"hidden must be a non-empty sequence of layer widths, got {self.hidden!r}")
-        object.__setattr__(self, "hidden", tuple(_positive_int(w, "hidden width") for w in self.hidden))
-        if _positive_int(self.embed_dim, "embed_dim") % 2:
+        object.__setattr__(self, "hidden", tuple(require_int(w, "hidden width") for w in self.hidden))
+        if require_int(self.embed_dim, "embed_dim") % 2:
             raise ValueError(f"embed_dim must be even (sine and cosine features), got {self.embed_dim}")
         object.__setattr__(self, "embed_scale", require_positive(self.embed_scale, "embed_scale"))
         if self.activation not in ACTIVATIONS:
@@ -214,7 +207,7 @@ def score_fn(model: nn.Module, chunk_size: int | None = 16384) -> Callable[[torc
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if chunk_size is not None:
-        _positive_int(chunk_size, "chunk_size")
+        require_int(chunk_size, "chunk_size")
     model.eval()
 
     def score(x: torch.Tensor, t) -> torch.Tensor:

@@ -27,7 +27,7 @@ from numbers import Integral
 import torch
 
 from lib import _random
-from lib._checks import require_finite, require_nonnegative
+from lib._checks import require_finite, require_int, require_nonnegative
 
 __all__ = [
     "Phi4Params",
@@ -181,7 +181,7 @@ def hot_start(params: Phi4Params, n_chains: int, generator: torch.Generator | No
     torch.Tensor
         Shape ``(n_chains, L, L)``.  ``device`` defaults to the generator's device.
     """
-    n_chains = _count(n_chains, "n_chains")
+    n_chains = require_int(n_chains, "n_chains")
     if device is None and generator is not None:
         device = generator.device
     like = torch.empty((n_chains, params.L, params.L), dtype=dtype, device=device)
@@ -213,7 +213,7 @@ def cold_start(params: Phi4Params, n_chains: int, value: float | None = None,
     torch.Tensor
         Shape ``(n_chains, L, L)``.
     """
-    n_chains = _count(n_chains, "n_chains")
+    n_chains = require_int(n_chains, "n_chains")
     c = classical_vacuum(params) if value is None else value
     if not math.isfinite(float(c)):
         raise ValueError(f"value must be finite, got {value}")
@@ -264,9 +264,3 @@ def free_propagator(params: Phi4Params, dtype: torch.dtype = torch.float64, devi
     p = lattice_momenta(params.L, dtype=dtype, device=device)
     cos_sum = torch.cos(p)[:, None] + torch.cos(p)[None, :]
     return 1.0 / (2.0 * (1.0 - 2.0 * params.kappa * cos_sum))
-
-
-def _count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)

@@ -21,12 +21,12 @@ ensembles analysed there.  Derived in :doc:`book/part3/phi4_hmc`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral
 
 import torch
 
 from lib import hmc as _hmc
 from lib import phi4
+from lib._checks import require_int
 from lib._random import make_generator
 from lib.cache import ArtefactCache
 
@@ -45,12 +45,6 @@ __all__ = [
 
 KIND_CHAINS = "phi4-hmc-ensemble"
 KIND_AUTHORS = "phi4-authors-ensemble"
-
-
-def _int(value, name, lo):
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -73,7 +67,7 @@ class ChainSpec:
     def __post_init__(self):
         for name, lo in (("n_chains", 1), ("n_therm", 0), ("n_traj", 1), ("keep_every", 1), ("n_steps", 1),
                          ("seed", 0)):
-            object.__setattr__(self, name, _int(getattr(self, name), name, lo))
+            object.__setattr__(self, name, require_int(getattr(self, name), name, lo))
         if not isinstance(self.params, phi4.Phi4Params):
             raise ValueError(f"params must be a Phi4Params, got {type(self.params).__name__}")
         if self.start not in ("cold", "hot"):
@@ -102,7 +96,7 @@ class AuthorsSpec:
 
     def __post_init__(self):
         for name, lo in (("n_configs", 1), ("seed", 0), ("n_traj", 1), ("n_steps", 1), ("batch", 1)):
-            object.__setattr__(self, name, _int(getattr(self, name), name, lo))
+            object.__setattr__(self, name, require_int(getattr(self, name), name, lo))
         if not isinstance(self.params, phi4.Phi4Params):
             raise ValueError(f"params must be a Phi4Params, got {type(self.params).__name__}")
         if not (self.step > 0):

@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from lib import _random
-from lib._checks import NonFiniteError, expand_like, require_positive
+from lib._checks import NonFiniteError, expand_like, require_int, require_positive
 from lib.sde import LinearDriftSDE
 
 __all__ = ["Trajectory", "FlowResult", "authors_grid", "backward_grid", "em_step", "heun_step", "forward_em", "backward_em",
@@ -44,15 +44,9 @@ class Trajectory(NamedTuple):
     records: dict  # name -> tensor stacked along a new first axis, one entry per record (empty without observe)
 
 
-def _count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def authors_grid(n_steps: int = 1000, T: float = 1.0, t_end: float = 1e-3) -> torch.Tensor:
     """The authors' backward time grid ``linspace(T, t_end, n_steps)`` (float64); ``n_steps >= 2``, ``0 < t_end < T``."""
-    if _count(n_steps, "n_steps") < 2:
+    if require_int(n_steps, "n_steps") < 2:
         raise ValueError(f"n_steps must be >= 2 for the backward grid, got {n_steps}")
     T = require_positive(T, "T")
     if not 0.0 < require_positive(t_end, "t_end") < T:
@@ -109,7 +103,7 @@ def forward_em(sde: LinearDriftSDE, x0: torch.Tensor, n_steps: int, generator=No
     :doc:`book/part1/stochastic_quantisation` (eq. ``eq-sde-discrete``).
     """
     _check_start(x0, "x0")
-    n_steps, record_every = _count(n_steps, "n_steps"), _count(record_every, "record_every")
+    n_steps, record_every = require_int(n_steps, "n_steps"), require_int(record_every, "record_every")
     dt = sde.T / n_steps
     rec, x = _Recorder(observe), x0
     rec(x, 0.0)
@@ -138,7 +132,7 @@ def backward_em(sde: LinearDriftSDE, score: Callable, x_T: torch.Tensor, n_steps
     _check_start(x_T, "x_T")
     if not callable(score):
         raise ValueError(f"score must be a callable score(x, t) -> tensor like x, got {type(score).__name__}")
-    record_every = _count(record_every, "record_every")
+    record_every = require_int(record_every, "record_every")
     grid = authors_grid(n_steps, sde.T, t_end).tolist()
     dt = grid[0] - grid[1]
     drift_fn = sde.probability_flow_drift if probability_flow else sde.reverse_drift
@@ -228,7 +222,7 @@ def backward_grid(n_steps: int, T: float = 1.0, t_end: float = 1e-3) -> torch.Te
     Unlike :func:`authors_grid` (``n`` points, ``n`` steps, last step ending at ``t_end - dt``) every step ends on
     a grid point, so the state at the end belongs to ``t_end`` for any ``n_steps``.
     """
-    n_steps = _count(n_steps, "n_steps")
+    n_steps = require_int(n_steps, "n_steps")
     T = require_positive(T, "T")
     if not 0.0 <= float(t_end) < T:
         raise ValueError(f"t_end must lie in [0, T) = [0, {T}), got {t_end}")
@@ -287,7 +281,7 @@ def backward_solve(sde: LinearDriftSDE, score: Callable, x_T: torch.Tensor, n_st
         raise ValueError(f"score must be a callable score(x, t) -> tensor like x, got {type(score).__name__}")
     if method not in ("euler", "heun"):
         raise ValueError(f"method must be 'euler' or 'heun', got {method!r}")
-    record_every = _count(record_every, "record_every")
+    record_every = require_int(record_every, "record_every")
     grid = backward_grid(n_steps, sde.T, t_end).tolist()
     drift = _backward_drift(sde, score, probability_flow)
     rec, x = _Recorder(observe), x_T

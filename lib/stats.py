@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 
-from lib._checks import require_finite, require_positive
+from lib._checks import require_finite, require_int, require_positive
 
 __all__ = [
     "moments",
@@ -50,12 +50,6 @@ def _as_array(x, name: str = "x") -> np.ndarray:
         raise ValueError(f"{name} is empty: at least one sample is needed")
     require_finite(arr, name)
     return arr
-
-
-def _check_order(n_max) -> int:
-    if isinstance(n_max, bool) or not isinstance(n_max, (int, np.integer)) or n_max < 1:
-        raise ValueError(f"n_max must be an integer >= 1, got {n_max!r}")
-    return int(n_max)
 
 
 def _power_means(d: np.ndarray, n_max: int, axis) -> np.ndarray:
@@ -99,7 +93,7 @@ def moments(x, n_max: int = 8, axis=None) -> np.ndarray:
         ``mu`` with ``mu[n] = <x^n>`` and ``mu[0] = 1``; shape ``(n_max + 1,)`` for
         ``axis=None``, else ``(n_max + 1,) + x.shape`` without ``axis``.
     """
-    n_max = _check_order(n_max)
+    n_max = require_int(n_max, "n_max")
     arr = _as_array(x)
     return _power_means(arr, n_max, _check_axis(arr, axis))
 
@@ -167,7 +161,7 @@ def cumulants(x, n_max: int = 8, axis=None) -> np.ndarray:
     numpy.ndarray
         ``kappa`` indexed by order, ``kappa[0] = 0``.
     """
-    n_max = _check_order(n_max)
+    n_max = require_int(n_max, "n_max")
     arr = _as_array(x)
     axis = _check_axis(arr, axis)
     mean = arr.mean(axis=axis, keepdims=axis is not None)
@@ -303,7 +297,7 @@ def bootstrap_cumulants(x, n_max: int = 8, n_boot: int = 500, generator: np.rand
         ``estimate`` equals :func:`cumulants` (or :func:`moments`) of ``x``; for complex ``x``
         ``error = err(Re) + 1j err(Im)``.
     """
-    n_max = _check_order(n_max)
+    n_max = require_int(n_max, "n_max")
     generator = _check_generator(generator)
     n_boot = _check_count(n_boot, "n_boot", 2)
     n_blocks = _check_count(n_blocks, "n_blocks", 2)

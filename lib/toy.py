@@ -17,18 +17,12 @@ import torch
 from scipy import integrate
 
 from lib import _random
-from lib._checks import expand_like, require_finite, require_nonnegative, require_positive
+from lib._checks import expand_like, require_finite, require_int, require_nonnegative, require_positive
 from lib.stats import cumulants_from_moments
 
 __all__ = ["GaussianMixture", "QuarticOscillator", "gaussian_moments"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-def _check_order(n_max) -> int:
-    if isinstance(n_max, bool) or not isinstance(n_max, (int, np.integer)) or n_max < 1:
-        raise ValueError(f"n_max must be an integer >= 1, got {n_max!r}")
-    return int(n_max)
 
 
 def gaussian_moments(mean: float, std: float, n_max: int) -> np.ndarray:
@@ -39,7 +33,7 @@ def gaussian_moments(mean: float, std: float, n_max: int) -> np.ndarray:
 
     for :math:`n = 0, \dots, n_\max` (``numpy`` float64, index = order).
     """
-    n_max = _check_order(n_max)
+    n_max = require_int(n_max, "n_max")
     z = [1.0 if k % 2 == 0 else 0.0 for k in range(n_max + 1)]  # E[Z^k] = (k-1)!! for even k
     for k in range(2, n_max + 1, 2):
         z[k] = z[k - 2] * (k - 1)
@@ -138,7 +132,7 @@ class GaussianMixture:
     def moments(self, n_max: int = 8) -> np.ndarray:
         r"""Exact raw moments :math:`\mu_n = \sum_i w_i \sum_{k} \binom{n}{k} m_i^{n-k} s_i^k\, E[Z^k]`,
         :math:`E[Z^k] = (k-1)!!` for even :math:`k`, zero for odd (index = order)."""
-        n_max = _check_order(n_max)
+        n_max = require_int(n_max, "n_max")
         return sum(w * gaussian_moments(m, s, n_max) for m, s, w in zip(self.means, self.stds, self.weights))
 
     def cumulants(self, n_max: int = 8) -> np.ndarray:
@@ -272,7 +266,7 @@ class QuarticOscillator:
     def exact_moments(self, n_max: int = 8) -> np.ndarray:
         r""":math:`\langle x^n \rangle = \int dx\, x^n e^{-S(x)} / \int dx\, e^{-S(x)}` by quadrature
         (``scipy.integrate.quad``); odd moments vanish by symmetry (index = order)."""
-        n_max = _check_order(n_max)
+        n_max = require_int(n_max, "n_max")
         s_min = -self.m2**2 / (4 * self.lam) if self.m2 < 0 else 0.0
 
         def integral(n: int) -> float:

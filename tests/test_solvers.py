@@ -159,11 +159,11 @@ def test_bad_input():
         forward_em(sde, torch.tensor([[0.0, float("nan")]]), 10)
     with pytest.raises(ValueError, match="x_T contains non-finite values"):
         backward_em(sde, lambda x, t: x, torch.tensor([float("inf")]))
-    with pytest.raises(ValueError, match="n_steps must be a positive integer"):
+    with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
         forward_em(sde, x, 0)
-    with pytest.raises(ValueError, match="n_steps must be a positive integer"):
+    with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
         forward_em(sde, x, 2.5)
-    with pytest.raises(ValueError, match="record_every must be a positive integer"):
+    with pytest.raises(ValueError, match="record_every must be an integer >= 1"):
         forward_em(sde, x, 10, record_every=0)
     with pytest.raises(ValueError, match="n_steps must be >= 2"):
         backward_em(sde, lambda x, t: x, x, n_steps=1)
