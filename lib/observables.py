@@ -313,3 +313,28 @@ def magnetisation_summary(m, volume: int, generator: np.random.Generator, n_boot
     out = {name: (float(est[i]), float(err[i])) for i, name in enumerate(names)}
     out.update(tau_absM=tau_abs, tau_M2=tau_m2, block_length=block_length, n_blocks=n_blocks)
     return out
+
+
+def ratios_from_cumulants(kappa: dict, orders=(4, 6, 8)):
+    r"""Ratios :math:`\kappa_n/\kappa_2^{n/2}` and their errors from printed cumulants ``{n: (value, error)}``.
+
+    Linear error propagation with the cumulants' errors treated as independent (all a printed table allows):
+    :math:`\delta r/|r| = \sqrt{(\delta\kappa_n/\kappa_n)^2 + (\tfrac n2\,\delta\kappa_2/\kappa_2)^2}`.
+    Used for the paper's rows of Table 2 in :doc:`book/part3/phi4_hmc` and :doc:`book/part3/phi4_diffusion`.
+
+    Returns
+    -------
+    (ratios, errors) : numpy arrays of shape ``(len(orders),)``
+    """
+    if 2 not in kappa:
+        raise ValueError(f"kappa must contain the second cumulant (key 2), got keys {sorted(kappa)}")
+    k2, dk2 = kappa[2]
+    out, err = [], []
+    for n in orders:
+        if n not in kappa:
+            raise ValueError(f"kappa has no entry for order {n}")
+        kn, dkn = kappa[n]
+        r = kn / k2 ** (n / 2)
+        out.append(r)
+        err.append(abs(r) * math.hypot(dkn / kn, (n / 2) * dk2 / k2))
+    return np.array(out), np.array(err)

@@ -29,6 +29,8 @@ __all__ = [
     "TauInt",
     "tau_int",
     "mean_error",
+    "WeightedMean",
+    "weighted_mean",
 ]
 
 
@@ -520,3 +522,38 @@ def mean_error(series, S: float = 1.5):
         return complex(mr, mi), complex(er, ei)
     tau, _, _, n, var, mean = _gamma_method(_as_chains(arr), S)
     return mean, math.sqrt(2 * tau * var / n)
+
+
+class WeightedMean(NamedTuple):
+    """Result of :func:`weighted_mean`."""
+
+    mean: float  # inverse-variance weighted mean
+    error: float  # its error, multiplied by the scale factor
+    chi2: float  # sum of squared pulls from the mean
+    scale: float  # max(1, sqrt(chi2 / (n - 1))): the Particle Data Group's scale factor
+
+
+def weighted_mean(values, errors) -> WeightedMean:
+    r"""Inverse-variance weighted mean of independent measurements of one quantity.
+
+    .. math::
+
+        \bar x = \frac{\sum_i x_i/\sigma_i^2}{\sum_i 1/\sigma_i^2}, \qquad
+        \sigma_{\bar x} = S \Big(\sum_i 1/\sigma_i^2\Big)^{-1/2}, \qquad
+        S = \max\Big(1, \sqrt{\chi^2/(n-1)}\Big), \quad \chi^2 = \sum_i (x_i - \bar x)^2/\sigma_i^2 .
+
+    The scale factor :math:`S` enlarges the error when the measurements disagree by more than their errors
+    allow (the rule of the Particle Data Group, Review of Particle Physics, Introduction, Sec. 5.2).
+    Used to combine the paper's two HMC rows of Table T5 in :doc:`book/part3/phi4_hmc`.
+    """
+    x = _as_array(values, "values").reshape(-1).astype(np.float64)
+    s = _as_array(errors, "errors").reshape(-1).astype(np.float64)
+    if x.shape != s.shape or x.size < 1:
+        raise ValueError(f"values and errors must be non-empty and of equal length, got {x.size} and {s.size}")
+    if not np.all(s > 0):
+        raise ValueError(f"errors must all be > 0, got {s.tolist()}")
+    w = 1.0 / s**2
+    mean = float(np.sum(w * x) / np.sum(w))
+    chi2 = float(np.sum(w * (x - mean) ** 2))
+    scale = max(1.0, math.sqrt(chi2 / (x.size - 1))) if x.size > 1 else 1.0
+    return WeightedMean(mean, scale / math.sqrt(float(np.sum(w))), chi2, scale)

@@ -407,3 +407,20 @@ def test_jackknife_axis_and_bad_input():
         stats.jackknife(a[:, :1], lambda m: m.sum(), axis=1)
     with pytest.raises(ValueError):
         stats.jackknife(a, lambda m: m.sum(), axis=2)
+
+
+def test_weighted_mean_consistent_and_scaled():
+    # two agreeing measurements: plain inverse-variance mean, no scale factor
+    wm = stats.weighted_mean([1.0, 1.2], [0.1, 0.2])
+    assert wm.mean == pytest.approx((1.0 / 0.01 + 1.2 / 0.04) / (1 / 0.01 + 1 / 0.04))
+    assert wm.error == pytest.approx((1 / 0.01 + 1 / 0.04) ** -0.5)
+    assert wm.scale == 1.0
+    # two disagreeing ones: the error grows by sqrt(chi2 / (n - 1))
+    wm = stats.weighted_mean([0.0, 1.0], [0.1, 0.1])
+    assert wm.mean == pytest.approx(0.5)
+    assert wm.chi2 == pytest.approx(50.0)
+    assert wm.error == pytest.approx(0.1 / 2**0.5 * 50**0.5)
+    with pytest.raises(ValueError, match="errors"):
+        stats.weighted_mean([1.0, 2.0], [0.1, 0.0])
+    with pytest.raises(ValueError, match="equal length"):
+        stats.weighted_mean([1.0, 2.0], [0.1])

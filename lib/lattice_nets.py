@@ -1,0 +1,302 @@
+"""Time-conditioned score networks for real scalar fields on a periodic two-dimensional lattice.
+
+A configuration :math:`\\phi_x` on an :math:`L \\times L` lattice with periodic boundary conditions (shape
+``(B, L, L)`` or ``(B, 1, L, L)``) is mapped to the score :math:`s(\\phi, t) = \\nabla_\\phi \\log p(\\phi, t)` of
+the same shape.  Two architectures share one set of building blocks:
+
+* ``kind="cnn"``: a small residual CNN at the full resolution, cheap enough for the CPU;
+* ``kind="unet"``: a multi-scale U-Net (stride-2 downsampling, nearest-neighbour upsampling, skip connections),
+  the variant of the score network of Song et al. used by the authors for :math:`L = 32` with widths
+  ``(32, 64, 128, 256)``.
+
+Every convolution pads circularly (``padding_mode="circular"``), so the lattice is a torus and no site is special.
+The time enters as in NCSN++ (Song et al. 2021): a Gaussian Fourier embedding :math:`e(t)`
+(:class:`lib.nets.GaussianFourierEmbedding`) is passed through a dense layer and the activation,
+:math:`\\tau = \\phi(E\\,e(t) + c)`, and every residual block adds its own per-channel projection of it,
+
+.. math::
+
+    h \\mapsto S h + C_2\\,\\phi\\big(\\mathrm{GN}\\big(C_1\\,\\phi(\\mathrm{GN}(h))\\big) + D\\,\\tau\\big),
+
+with :math:`C_{1,2}` circular :math:`k \\times k` convolutions, GN a group normalisation, :math:`D` a dense layer
+broadcast over the lattice and :math:`S` the identity (or a :math:`1 \\times 1` convolution when the width changes).
+The time is added *after* the normalisation: a per-channel constant added before it would be partly (with one channel
+per group, entirely) removed again by the subtraction of the group mean.
+As for :class:`lib.nets.ScoreMLP`, ``sde`` divides the output by :math:`\\sqrt{\\Xi(t)}` and ``odd=True`` makes
+:math:`s(-\\phi, t) = -s(\\phi, t)` exact, the :math:`Z_2` symmetry of the :math:`\\phi^4` action.
+
+Derived and used in :doc:`book/part3/phi4_diffusion`.  Nothing is computed at import time.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lib._checks import expand_like, require_int, require_positive
+from lib._random import make_generator
+from lib.nets import ACTIVATIONS, GaussianFourierEmbedding
+from lib.sde import LinearDriftSDE
+
+__all__ = ["KINDS", "LatticeNetConfig", "LatticeScoreNet", "build_lattice_net"]
+
+KINDS = ("cnn", "unet")
+
+_OUT_SCALE = 0.1  # the output convolution is drawn 10x smaller than the others: the initial score is close to 0
+_MAX_GROUPS = 32  # group normalisation: the most groups <= min(width // 4, 32) that divide the width (NCSN++)
+
+
+@dataclass(frozen=True)
+class LatticeNetConfig:
+    """Architecture of :class:`LatticeScoreNet` (hashable, so it can key the artefact cache)."""
+
+    kind: str = "cnn"  # "cnn": residual CNN at full resolution (CPU); "unet": multi-scale U-Net (the authors', L = 32)
+    channels: tuple[int, ...] = (16, 16, 16)  # cnn: width of each residual block; unet: width per level, fine to
+    # coarse (the authors': (32, 64, 128, 256)); each >= 1, non-empty
+    kernel_size: int = 3  # side of every (non-1x1) convolution kernel; odd, >= 1
+    embed_dim: int = 32  # size of the Fourier time embedding; even, >= 2
+    embed_scale: float = 16.0  # std of the fixed Fourier frequencies W; > 0
+    activation: str = "silu"  # one of lib.nets.ACTIVATIONS (Song et al.: SiLU / swish)
+    odd: bool = True  # antisymmetrise, s(-phi) = -s(phi) exactly (Z2 symmetry of the phi^4 action)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if isinstance(self.channels, (str, bytes)) or not isinstance(self.channels, (tuple, list)) \
+                or not self.channels:
+            raise ValueError(f"channels must be a non-empty sequence of widths, got {self.channels!r}")
+        object.__setattr__(self, "channels", tuple(require_int(c, "channels width") for c in self.channels))
+        if require_int(self.kernel_size, "kernel_size") % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (a centred stencil), got {self.kernel_size}")
+        if require_int(self.embed_dim, "embed_dim", lo=2) % 2:
+            raise ValueError(f"embed_dim must be even (sine and cosine features), got {self.embed_dim}")
+        object.__setattr__(self, "embed_scale", require_positive(self.embed_scale, "embed_scale"))
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if not isinstance(self.odd, bool):
+            raise ValueError(f"odd must be True or False, got {self.odd!r}")
+
+    @property
+    def levels(self) -> int:
+        """Number of resolutions: ``len(channels)`` for the U-Net, 1 for the CNN."""
+        return len(self.channels) if self.kind == "unet" else 1
+
+    @property
+    def period(self) -> int:
+        """Translations by multiples of ``period`` sites commute with the network exactly: :math:`2^{levels - 1}`."""
+        return 2 ** (self.levels - 1)
+
+
+def _conv(c_in: int, c_out: int, k: int, stride: int = 1, device=None) -> nn.Conv2d:
+    """A circularly padded ``k x k`` convolution (``L -> L / stride`` for ``L`` divisible by ``stride``)."""
+    return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, padding_mode="circular", device=device)
+
+
+def _group_norm(c: int, device=None) -> nn.GroupNorm:
+    """Group norm over ``c`` channels with at least 4 channels per group where possible (Song et al.'s choice)."""
+    groups = max(g for g in range(1, max(1, min(c // 4, _MAX_GROUPS)) + 1) if c % g == 0)
+    return nn.GroupNorm(groups, c, device=device)
+
+
+def _uniform_init(layer: nn.Module, generator: torch.Generator, scale: float = 1.0) -> None:
+    """Weight and bias of a linear or convolutional layer uniform in :math:`\\pm\\,\\text{scale}/\\sqrt{\\text{fan-in}}`.
+
+    The fan-in is ``in_features`` for a dense layer and ``in_channels * k * k`` for a convolution (PyTorch's default
+    law, drawn from ``generator``).
+    """
+    bound = scale / math.sqrt(layer.weight[0].numel())
+    layer.weight.uniform_(-bound, bound, generator=generator)
+    layer.bias.uniform_(-bound, bound, generator=generator)
+
+
+class _ResBlock(nn.Module):
+    """:math:`h \\mapsto S h + C_2\\,\\phi(\\mathrm{GN}(C_1\\,\\phi(\\mathrm{GN}(h))) + D\\tau)`, circular, width
+    ``c_in -> c_out``."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, embed_dim: int, act: nn.Module, device=None):
+        super().__init__()
+        self.act = act
+        self.norm1, self.norm2 = _group_norm(c_in, device), _group_norm(c_out, device)
+        self.conv1, self.conv2 = _conv(c_in, c_out, k, device=device), _conv(c_out, c_out, k, device=device)
+        self.temb = nn.Linear(embed_dim, c_out, device=device)
+        self.skip = None if c_in == c_out else nn.Conv2d(c_in, c_out, 1, device=device)
+
+    def forward(self, h: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        y = self.conv1(self.act(self.norm1(h)))
+        y = self.conv2(self.act(self.norm2(y) + self.temb(tau)[:, :, None, None]))
+        return (h if self.skip is None else self.skip(h)) + y
+
+
+class LatticeScoreNet(nn.Module):
+    """Score network :math:`s_\\theta(\\phi, t)` for a real scalar field on a periodic :math:`L \\times L` lattice.
+
+    Parameters
+    ----------
+    config : LatticeNetConfig
+        Architecture.
+    sde : LinearDriftSDE, optional
+        If given, the output is :math:`\\mathrm{net}(\\phi, t) / \\sqrt{\\Xi(t)}` (the network predicts
+        :math:`-\\eta`); then ``t`` must be > 0 and lie in ``[0, T]``.
+    generator : torch.Generator, optional
+        CPU generator for the initial weights (dense layers and convolutions uniform in
+        :math:`\\pm 1/\\sqrt{\\text{fan-in}}`, fan-in = ``in_channels * k * k`` for a convolution, the output
+        convolution 10 times smaller; Fourier frequencies normal; group norms start as the identity);
+        ``make_generator(0)`` if omitted.  The global random state is never used.
+
+    Notes
+    -----
+    ``kind="cnn"``: a circular ``k x k`` input convolution to ``channels[0]``, one residual block per entry of
+    ``channels`` (a :math:`1 \\times 1` convolution on the skip path where the width changes), group norm, activation
+    and a circular output convolution to one channel.  Every layer acts at the full resolution with circular
+    padding, so the network commutes with every lattice translation,
+    ``net(torch.roll(phi, s, (-2, -1))) == torch.roll(net(phi), s, (-2, -1))`` up to rounding, for any ``L``.
+
+    ``kind="unet"``: level ``i`` works on a ``L / 2**i`` lattice with ``channels[i]`` channels.  Going down, a
+    stride-2 circular convolution halves the lattice and changes the width, followed by a residual block; going up,
+    nearest-neighbour upsampling and a circular convolution return to the finer level, whose skip connection is
+    concatenated before a residual block.  ``L`` must be divisible by :math:`2^{levels - 1}`.  A stride-2 layer
+    commutes only with translations by even numbers of sites, so the U-Net is equivariant exactly under
+    translations by multiples of :math:`2^{levels - 1}` (``config.period``); a shift by one site is only
+    approximately a symmetry (learned, not built in).
+
+    The module is created on the CPU in float32; move it with ``.to(device)``.  Inputs must live on the module's
+    device; they are cast to its dtype and the output is returned in the dtype of ``x``.
+    Derived in :doc:`book/part3/phi4_diffusion`.
+    """
+
+    def __init__(self, config: LatticeNetConfig, sde: LinearDriftSDE | None = None,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        if not isinstance(config, LatticeNetConfig):
+            raise ValueError(f"config must be a LatticeNetConfig, got {type(config).__name__}")
+        if sde is not None and not isinstance(sde, LinearDriftSDE):
+            raise ValueError(f"sde must be a LinearDriftSDE or None, got {type(sde).__name__}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        self.config, self.sde = config, sde
+        meta = torch.device("meta")  # build without touching any random state, initialise below
+        k, e, ch = config.kernel_size, config.embed_dim, config.channels
+        self.act = ACTIVATIONS[config.activation]()
+        self.embed = GaussianFourierEmbedding(e, config.embed_scale, device=meta)
+        self.embed_dense = nn.Linear(e, e, device=meta)
+        self.conv_in = _conv(1, ch[0], k, device=meta)
+
+        def block(a, b):
+            return _ResBlock(a, b, k, e, self.act, device=meta)
+
+        if config.kind == "cnn":
+            widths = (ch[0],) + ch
+            self.blocks = nn.ModuleList(block(a, b) for a, b in zip(widths[:-1], widths[1:]))
+            c_last = ch[-1]
+        else:
+            self.enc = nn.ModuleList([block(ch[0], ch[0])])
+            self.down = nn.ModuleList()
+            for a, b in zip(ch[:-1], ch[1:]):
+                self.down.append(_conv(a, b, k, stride=2, device=meta))
+                self.enc.append(block(b, b))
+            self.mid = block(ch[-1], ch[-1])
+            self.up = nn.ModuleList(_conv(b, a, k, device=meta) for a, b in zip(ch[:-1], ch[1:]))
+            self.dec = nn.ModuleList(block(2 * a, a) for a in ch[:-1])
+            c_last = ch[0]
+        self.norm_out = _group_norm(c_last, meta)
+        self.conv_out = _conv(c_last, 1, k, device=meta)
+        self.to_empty(device="cpu")
+        self.reset_parameters(make_generator(0) if generator is None else generator)
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Draw all weights from ``generator`` (see the class docstring); the output convolution is scaled by 0.1."""
+        if generator.device.type != "cpu":
+            raise ValueError("initialise the network with a CPU generator, then move it with .to(device)")
+        with torch.no_grad():
+            self.embed.reset_parameters(generator)
+            for module in self.modules():  # registration order: deterministic
+                if isinstance(module, nn.GroupNorm):
+                    nn.init.ones_(module.weight)
+                    nn.init.zeros_(module.bias)
+                elif isinstance(module, (nn.Linear, nn.Conv2d)):
+                    _uniform_init(module, generator, _OUT_SCALE if module is self.conv_out else 1.0)
+
+    # --- the network on a (2B or B, 1, L, L) batch in the module's dtype -------------------------------------------
+    def _net(self, h: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(h)
+        if self.config.kind == "cnn":
+            for blk in self.blocks:
+                h = blk(h, tau)
+        else:
+            h = self.enc[0](h, tau)
+            skips = [h]
+            for down, blk in zip(self.down, self.enc[1:]):
+                h = blk(down(h), tau)
+                skips.append(h)
+            h = self.mid(skips.pop(), tau)
+            for up, blk in zip(reversed(self.up), reversed(self.dec)):
+                h = up(F.interpolate(h, scale_factor=2, mode="nearest"))
+                h = blk(torch.cat([h, skips.pop()], dim=1), tau)
+        return self.conv_out(self.act(self.norm_out(h)))
+
+    def _check_lattice(self, x) -> int:
+        """Lattice side ``L`` of a ``(B, L, L)`` or ``(B, 1, L, L)`` batch; ``ValueError`` naming the shape if not."""
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise ValueError(f"x must be a floating tensor of shape (B, L, L) or (B, 1, L, L), "
+                             f"got {type(x).__name__ if not isinstance(x, torch.Tensor) else x.dtype}")
+        shape = tuple(x.shape)
+        square = (x.ndim == 3 and shape[1] == shape[2]) or (x.ndim == 4 and shape[1] == 1 and shape[2] == shape[3])
+        if not square or shape[-1] < 1:
+            raise ValueError(f"x must have shape (B, L, L) or (B, 1, L, L) (a periodic square lattice), got {shape}")
+        L, cfg = shape[-1], self.config
+        if L % cfg.period:
+            raise ValueError(f"the U-Net with {cfg.levels} levels needs L divisible by 2**{cfg.levels - 1} = "
+                             f"{cfg.period}, got x of shape {shape}")
+        if L // cfg.period < cfg.kernel_size // 2:
+            raise ValueError(f"circular padding of a kernel of size {cfg.kernel_size} needs a coarsest lattice of at "
+                             f"least {cfg.kernel_size // 2} sites, got x of shape {shape}")
+        return L
+
+    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+        """Score :math:`s_\\theta(\\phi, t)`, a tensor of the shape, dtype and device of ``x``.
+
+        ``x`` has shape ``(B, L, L)`` or ``(B, 1, L, L)``; ``t`` is a number, a 0-d tensor or a ``(B,)`` tensor.
+        With ``odd=True`` the network runs once on the batch concatenated with its negative,
+        :math:`s = [\\mathrm{net}(\\phi) - \\mathrm{net}(-\\phi)] / 2`, so :math:`s(-\\phi) = -s(\\phi)` bit for bit.
+        """
+        L = self._check_lattice(x)
+        batch = x.shape[0]
+        dtype = self.conv_out.weight.dtype
+        tt = torch.as_tensor(t, device=x.device)
+        tt = tt if tt.is_floating_point() else tt.to(torch.float64)
+        if tt.ndim == 0:
+            tb = tt.expand(batch)
+        elif tt.shape == (batch,):
+            tb = tt
+        else:
+            raise ValueError(f"t must be a number or have shape ({batch},), got shape {tuple(tt.shape)}")
+        # One time for the whole batch (the samplers' case): embed it once and broadcast it over the batch.
+        same_time = tt.ndim == 0 or batch <= 1 or bool((tb == tb[0]).all())
+        tau = self.act(self.embed_dense(self.embed((tb[:1] if same_time else tb).to(dtype))))
+        h = x.reshape(batch, 1, L, L).to(dtype)
+        if self.config.odd:  # one call on [phi, -phi]: both halves take the same path, so s(-phi) = -s(phi) exactly
+            y = self._net(torch.cat([h, -h]), tau if same_time else torch.cat([tau, tau]))
+            y = 0.5 * (y[:batch] - y[batch:])
+        else:
+            y = self._net(h, tau)
+        y = y.reshape(x.shape).to(x.dtype)
+        if self.sde is not None:
+            std = torch.sqrt(self.sde.xi(tt.to(torch.float64)))
+            if not bool((std > 0).all()):
+                raise ValueError("a network scaled by 1/sqrt(Xi(t)) needs t > 0")
+            y = y / expand_like(std, y)
+        return y
+
+
+def build_lattice_net(config: LatticeNetConfig, sde: LinearDriftSDE | None = None,
+                      generator: torch.Generator | None = None) -> LatticeScoreNet:
+    """The lattice score network of ``config``; divided by :math:`\\sqrt{\\Xi(t)}` of ``sde`` when given.
+
+    ``generator`` (CPU) draws the initial weights (``make_generator(0)`` when omitted), so two calls with equally
+    seeded generators give identical networks.  See :class:`LatticeScoreNet`; derived in
+    :doc:`book/part3/phi4_diffusion`.
+    """
+    return LatticeScoreNet(config, sde, generator)

@@ -1,0 +1,436 @@
+r"""Diffusion models of lattice :math:`\phi^4`: training data, trained weights and generated ensembles as artefacts.
+
+The recipes of :doc:`book/part3/phi4_diffusion`, each a frozen dataclass whose every field enters the cache key
+(:class:`lib.cache.ArtefactCache`):
+
+:class:`DMSpec` (cache kind ``"phi4-dm-weights"``)
+    a score network (:mod:`lib.lattice_nets`) trained by denoising score matching (:mod:`lib.train`) on the pooled
+    configurations of one or more HMC ensembles (:mod:`lib.phi4_ensembles`), normalised with
+    :class:`lib.normalise.Normalisation` (``"maxabs"``: :math:`\phi/\max|\phi|`, no shift; ``"minmax"``: the
+    authors' map to :math:`[-1, 1]`), for the variance-expanding scheme with :math:`\sigma = 25`
+    (arXiv:2309.17082).  The flip augmentation :math:`\phi \to -\phi` makes the training set
+    :math:`Z_2`-symmetric.
+:class:`SampleSpec` (cache kind ``"phi4-dm-samples"``)
+    configurations generated with the authors' Euler-Maruyama sampler (:func:`lib.solvers.backward_em`), in
+    batches that are saved as they finish (an interrupted run resumes at the next batch), with the pooled
+    single-site moments and the momentum-space power spectrum recorded along the backward process and a few
+    configurations kept at chosen times :math:`t` of the backward process (denoising snapshots).
+
+Generated configurations are returned in the physical units of the lattice action (the normalisation is
+inverted).  Nothing is computed at import time.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lib import lattice_nets, phi4, sde as _sde, solvers, train
+from lib import phi4_ensembles as ens
+from lib._checks import require_int, require_positive
+from lib._random import make_generator
+from lib.cache import ArtefactCache
+from lib.nets import score_fn
+from lib.normalise import Normalisation
+
+__all__ = [
+    "KIND_WEIGHTS",
+    "KIND_SAMPLES",
+    "NORMALISATIONS",
+    "DMSpec",
+    "SampleSpec",
+    "training_configs",
+    "normalisation",
+    "scheme",
+    "trained_model",
+    "generate",
+    "marginal_flow",
+    "MOMENT_ORDER",
+]
+
+KIND_WEIGHTS = "phi4-dm-weights"
+KIND_SAMPLES = "phi4-dm-samples"
+NORMALISATIONS = ("maxabs", "minmax")
+MOMENT_ORDER = 8  # pooled single-site moments <phi^n>, n = 0..8, recorded along the backward process
+
+
+@dataclass(frozen=True)
+class DMSpec:
+    """Recipe of a trained lattice diffusion model (:func:`trained_model`); every field is part of the cache key."""
+
+    ensembles: tuple  # ChainSpec / AuthorsSpec of lib.phi4_ensembles whose configurations are pooled for training
+    net: lattice_nets.LatticeNetConfig  # architecture of the score network
+    train: train.TrainConfig  # optimiser, batch, steps or epochs, EMA, flip augmentation
+    seed: int  # seed of the initial weights and of the training
+    sigma: float = 25.0  # VE noise scale, g(t) = sigma^t (the authors' lattice value: 25)
+    normalisation: str = "maxabs"  # "maxabs" (phi / max|phi|) or "minmax" (the authors' map to [-1, 1])
+    n_train: int | None = None  # use the first n_train pooled configurations (None: all)
+
+    def __post_init__(self):
+        ensembles = tuple(self.ensembles) if isinstance(self.ensembles, (tuple, list)) else (self.ensembles,)
+        if not ensembles:
+            raise ValueError("ensembles must name at least one HMC ensemble spec")
+        for spec in ensembles:
+            if not isinstance(spec, (ens.ChainSpec, ens.AuthorsSpec)):
+                raise ValueError(f"ensembles must be ChainSpec or AuthorsSpec, got {type(spec).__name__}")
+        if len({s.params for s in ensembles}) != 1:
+            raise ValueError(f"all training ensembles must share L, kappa and lambda, got "
+                             f"{sorted({s.params for s in ensembles}, key=str)}")
+        object.__setattr__(self, "ensembles", ensembles)
+        if not isinstance(self.net, lattice_nets.LatticeNetConfig):
+            raise ValueError(f"net must be a LatticeNetConfig, got {type(self.net).__name__}")
+        if not isinstance(self.train, train.TrainConfig):
+            raise ValueError(f"train must be a TrainConfig, got {type(self.train).__name__}")
+        object.__setattr__(self, "seed", require_int(self.seed, "seed", 0))
+        sigma = require_positive(self.sigma, "sigma")
+        if sigma <= 1.0:
+            raise ValueError(f"sigma must be > 1 for the VE scheme, got {sigma}")
+        object.__setattr__(self, "sigma", sigma)
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}")
+        if self.n_train is not None:
+            object.__setattr__(self, "n_train", require_int(self.n_train, "n_train", 2))
+
+    @property
+    def params(self) -> phi4.Phi4Params:
+        """Lattice size and couplings of the training ensembles."""
+        return self.ensembles[0].params
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """Recipe of a generated ensemble (:func:`generate`); every field is part of the cache key."""
+
+    n_samples: int  # configurations to generate (>= 2)
+    n_steps: int = 500  # Euler-Maruyama steps of the authors' grid linspace(T, t_end, n_steps) (>= 2)
+    t_end: float = 1e-3  # last time of the grid (the authors: 1e-3); no noise on the last step
+    batch: int = 1024  # configurations per batch; each finished batch is saved, so a run resumes
+    record_every: int = 10  # record pooled moments and the power spectrum every record_every steps
+    snapshot_times: tuple = (1.0, 0.75, 0.5, 0.25, 0.0)  # forward times t of the kept snapshots (0: the end)
+    n_snapshots: int = 4  # configurations kept per snapshot time (from the first batch)
+    seed: int = 0  # seed of the prior draws and of the sampler noise
+
+    def __post_init__(self):
+        for name, lo in (("n_samples", 2), ("n_steps", 2), ("batch", 1), ("record_every", 1), ("n_snapshots", 0),
+                         ("seed", 0)):
+            object.__setattr__(self, name, require_int(getattr(self, name), name, lo))
+        t_end = require_positive(self.t_end, "t_end")
+        if t_end >= 1.0:
+            raise ValueError(f"t_end must lie in (0, T = 1), got {t_end}")
+        times = tuple(float(x) for x in self.snapshot_times)
+        if any(not 0.0 <= x <= 1.0 for x in times):
+            raise ValueError(f"snapshot_times must lie in [0, 1], got {times}")
+        object.__setattr__(self, "snapshot_times", times)
+
+
+# --- training ---------------------------------------------------------------------------------------------------
+def training_configs(spec: DMSpec, cache: ArtefactCache | None = None, progress: bool = False) -> torch.Tensor:
+    """The pooled training configurations ``(N, L, L)`` float32 in physical units (chain by chain)."""
+    parts = [ens.configurations(ens.compute(s, cache=cache, progress=progress)) for s in spec.ensembles]
+    data = torch.cat(parts)
+    if spec.n_train is not None:
+        if spec.n_train > data.shape[0]:
+            raise ValueError(f"n_train = {spec.n_train} exceeds the {data.shape[0]} pooled configurations")
+        data = data[: spec.n_train]
+    return data
+
+
+def normalisation(spec: DMSpec, data: torch.Tensor) -> Normalisation:
+    """The map of ``spec.normalisation`` built from the training configurations ``data``."""
+    return Normalisation.maxabs(data) if spec.normalisation == "maxabs" else Normalisation.minmax(data)
+
+
+def scheme(spec: DMSpec) -> _sde.LinearDriftSDE:
+    r"""The forward process: variance expanding, :math:`g(t) = \sigma^t`, :math:`T = 1`."""
+    return _sde.ve(spec.sigma)
+
+
+def trained_model(spec: DMSpec, cache: ArtefactCache | None = None, device=None, progress: bool | None = None):
+    """``(TrainResult, Normalisation)``: the network of ``spec``, trained and cached on first use.
+
+    The network sees normalised configurations; use :func:`generate` (which inverts the normalisation) to sample.
+    Weights are cached under kind ``"phi4-dm-weights"`` with provenance (wall time, steps, final loss);
+    an interrupted training continues from its checkpoint (:func:`lib.train.trained_score_model`).
+    """
+    cache = ArtefactCache() if cache is None else cache
+    device = torch.device("cpu" if device is None else device)
+    data = training_configs(spec, cache)
+    norm = normalisation(spec, data)
+    sde = scheme(spec)
+    result = train.trained_score_model(
+        cache, KIND_WEIGHTS, {"spec": spec}, sde,
+        build=lambda g: lattice_nets.build_lattice_net(spec.net, sde, generator=g),
+        data_fn=lambda g: norm.forward(data), config=spec.train, seed=spec.seed, device=device, progress=progress)
+    return result, norm
+
+
+# --- sampling ---------------------------------------------------------------------------------------------------
+def _observe(x: torch.Tensor) -> dict:
+    """Pooled site moments <x^n> (n = 0..8, float64) and the batch-summed power spectrum |x(p)|^2 / V."""
+    xd = x.to(torch.float64)
+    powers = [torch.ones((), dtype=torch.float64, device=x.device) * xd.numel()]
+    p = torch.ones_like(xd)
+    for _ in range(MOMENT_ORDER):
+        p = p * xd
+        powers.append(p.sum())
+    volume = xd.shape[-1] * xd.shape[-2]
+    return {"power_sums": torch.stack(powers).cpu(),
+            "spectrum_sum": (torch.fft.fft2(xd).abs().square() / volume).sum(dim=0).cpu()}
+
+
+def _snapshot_steps(grid: list, times: tuple, t_end: float) -> dict:
+    """Index i of the recorded state (0 = the start at T, i = after step i) closest to each forward time t.
+
+    Times at or below ``t_end`` map to the final state, the generated configuration.
+    """
+    dt = grid[0] - grid[1]
+    state_t = [grid[0]] + [t - dt for t in grid]  # time of the state before step 0, and after each step
+    last = len(state_t) - 1
+    return {t: last if t <= t_end else int(np.argmin([abs(t - s) for s in state_t])) for t in times}
+
+
+def _sample_batch(model_score, sde, norm: Normalisation, L: int, size: int, spec: SampleSpec,
+                  generator: torch.Generator, device, keep_snapshots: bool) -> dict:
+    """One batch of the backward process; everything returned is in physical units except the records."""
+    x_T = sde.prior_sample((size, L, L), generator=generator, device=device, dtype=torch.float32)
+    grid = solvers.authors_grid(spec.n_steps, sde.T, spec.t_end).tolist()
+    snap_at = _snapshot_steps(grid, spec.snapshot_times, spec.t_end) if keep_snapshots and spec.n_snapshots else {}
+    snaps, step = {}, [0]
+    n_keep = min(spec.n_snapshots, size)
+
+    def observe(x):
+        for t_snap, i in snap_at.items():
+            if i == step[0]:
+                snaps[t_snap] = norm.inverse(x[:n_keep].to(torch.float32)).cpu()
+        step[0] += 1
+        return _observe(x)
+
+    # The recorder is called at T and after every step (record_every = 1) so that snapshots can be taken at any
+    # step; records are thinned to every spec.record_every steps below.
+    traj = solvers.backward_em(sde, model_score, x_T, spec.n_steps, generator, t_end=spec.t_end,
+                               observe=observe, record_every=1)
+    keep = [0] + [i for i in range(1, len(traj.t)) if i % spec.record_every == 0 or i == len(traj.t) - 1]
+    return {"configs": norm.inverse(traj.x).to(torch.float32).cpu(),
+            "t": traj.t[keep], "power_sums": traj.records["power_sums"][keep],
+            "spectrum_sum": traj.records["spectrum_sum"][keep],
+            "snapshots": [snaps[t_snap] for t_snap in spec.snapshot_times] if snap_at else []}
+
+
+def generate(spec: DMSpec, sample: SampleSpec, cache: ArtefactCache | None = None, device=None,
+             progress: bool | None = None) -> dict:
+    r"""Configurations generated by the trained model of ``spec`` (cached under kind ``"phi4-dm-samples"``).
+
+    Returns
+    -------
+    dict
+        ``configs`` ``(n_samples, L, L)`` float32 in physical units; ``t`` (n_rec,) the forward times of the
+        records (from :math:`T` down to :math:`\approx 0`); ``power_sums`` (n_rec, 9): sums of
+        :math:`x^n` over sites and configurations of the normalised field, so that
+        ``power_sums[:, n] / power_sums[:, 0]`` are the pooled moments; ``spectrum_sum`` (n_rec, L, L): the sum over
+        configurations of :math:`|\tilde x(p)|^2/V` of the normalised field; ``snapshots``
+        ``(len(snapshot_times), n_snapshots, L, L)`` in physical units at the forward times ``snapshot_times``
+        (from the first batch); ``shift``, ``scale``: the normalisation; ``seconds_per_config``: wall time of sampling.
+
+    Each batch of ``sample.batch`` configurations is written to the cache's scratch directory as it finishes; a
+    run that was interrupted continues with the next missing batch, and the batches are independent of where the
+    run stopped (each batch has its own generator seeded from ``sample.seed`` and the batch index).
+    """
+    cache = ArtefactCache() if cache is None else cache
+    device = torch.device("cpu" if device is None else device)
+    key = {"dm": spec, "sample": sample}
+    stored = cache.load(KIND_SAMPLES, key)
+    if stored is not None:
+        return stored
+    result, norm = trained_model(spec, cache, device=device, progress=progress)
+    score = score_fn(result.sampling_model, chunk_size=None)
+    sde, L = scheme(spec), spec.params.L
+    scratch = cache.scratch_dir(KIND_SAMPLES, key)
+    n_batches = math.ceil(sample.n_samples / sample.batch)
+    seeds = torch.randint(0, 2**62, (n_batches,), generator=make_generator(sample.seed)).tolist()
+    start, wall = time.perf_counter(), 0.0
+    batches = []
+    for b in range(n_batches):
+        path = scratch / f"batch_{b:05d}.pt"
+        size = min(sample.batch, sample.n_samples - b * sample.batch)
+        if path.is_file():
+            try:
+                batches.append(torch.load(path, map_location="cpu", weights_only=True))
+                continue
+            except Exception:  # a batch file cut short by an interruption: recompute it
+                path.unlink()
+        t0 = time.perf_counter()
+        out = _sample_batch(score, sde, norm, L, size, sample, make_generator(seeds[b], device), device, b == 0)
+        out["wall_time"] = time.perf_counter() - t0
+        train._atomic_save(out, path)
+        batches.append(out)
+    wall = sum(float(b["wall_time"]) for b in batches)
+    data = {
+        "configs": torch.cat([b["configs"] for b in batches]),
+        "t": batches[0]["t"],
+        "power_sums": sum(b["power_sums"] for b in batches),
+        "spectrum_sum": sum(b["spectrum_sum"] for b in batches),
+        "snapshot_times": torch.tensor(sample.snapshot_times, dtype=torch.float64),
+        "snapshots": torch.stack(batches[0]["snapshots"]) if batches[0]["snapshots"] else torch.empty(0),
+        "shift": torch.tensor(norm.shift, dtype=torch.float64),
+        "scale": torch.tensor(norm.scale, dtype=torch.float64),
+        "seconds_per_config": torch.tensor(wall / sample.n_samples, dtype=torch.float64),
+    }
+    cache.save(KIND_SAMPLES, key, data, seed=sample.seed, wall_time=time.perf_counter() - start,
+               extra={"device": str(device), "sampling_seconds": wall, "n_batches": n_batches})
+    cache.clear_scratch(KIND_SAMPLES, key)
+    return data
+
+
+# --- the forward process ----------------------------------------------------------------------------------------
+@torch.no_grad()
+def marginal_flow(sde: _sde.LinearDriftSDE, x0: torch.Tensor, times, generator: torch.Generator) -> dict:
+    r"""Pooled site moments and power spectrum of :math:`x_t = f(t,0) x_0 + \sqrt{\Xi(t)}\,\eta` at each time.
+
+    Draws the exact forward marginal (:meth:`lib.sde.LinearDriftSDE.sample_marginal`) of the configurations
+    ``x0`` ``(N, L, L)`` at every ``t`` in ``times``, with fresh noise per time.  Returns ``t`` (n,),
+    ``power_sums`` (n, 9) and ``spectrum_sum`` (n, L, L) as in :func:`generate`, and ``spectrum_sq_sum``
+    (n, L, L), the sum of the squared power spectra (for errors).  Used for the forward cumulants and
+    eq. (5.16) of arXiv:2410.21212 in :doc:`book/part3/phi4_diffusion`.
+    """
+    t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
+    rows, squares = [], []
+    volume = x0.shape[-1] * x0.shape[-2]
+    for tk in t.tolist():
+        x_t, _ = sde.sample_marginal(x0, torch.full((x0.shape[0],), tk, dtype=torch.float64), generator)
+        rows.append(_observe(x_t))
+        squares.append((torch.fft.fft2(x_t.to(torch.float64)).abs().square() / volume).square().sum(dim=0).cpu())
+    return {"t": t, "power_sums": torch.stack([r["power_sums"] for r in rows]),
+            "spectrum_sum": torch.stack([r["spectrum_sum"] for r in rows]),
+            "spectrum_sq_sum": torch.stack(squares)}
+
+
+# --- the effective action ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LikelihoodSpec:
+    """Recipe of the effective-action comparison (:func:`effective_action`); every field is part of the cache key."""
+
+    test: ens.ChainSpec  # held-out HMC ensemble (not used in training) whose configurations are evaluated
+    n_configs: int = 128  # configurations evaluated (the first n_configs, chain by chain)
+    t_eps: float = 1e-3  # the likelihood is that of the model's distribution at t = t_eps
+    rtol: float = 1e-4  # tolerances of the adaptive RK45 integration of the probability-flow ODE
+    atol: float = 1e-4
+    method: str = "exact"  # divergence: "exact" (L^2 vector-Jacobian products) or "hutchinson"
+
+    def __post_init__(self):
+        if not isinstance(self.test, ens.ChainSpec):
+            raise ValueError(f"test must be a ChainSpec, got {type(self.test).__name__}")
+        object.__setattr__(self, "n_configs", require_int(self.n_configs, "n_configs", 3))
+        for name in ("t_eps", "rtol", "atol"):
+            object.__setattr__(self, name, require_positive(getattr(self, name), name))
+        if self.t_eps >= 1.0:
+            raise ValueError(f"t_eps must lie in (0, T = 1), got {self.t_eps}")
+        if self.method not in ("exact", "hutchinson"):
+            raise ValueError(f"method must be 'exact' or 'hutchinson', got {self.method!r}")
+
+
+def effective_action(spec: DMSpec, lik: LikelihoodSpec, cache: ArtefactCache | None = None, device=None,
+                     progress: bool | None = None) -> dict:
+    r"""The model's :math:`-\log q(\phi)` and the lattice action :math:`S(\phi)` on held-out HMC configurations.
+
+    :math:`\log q` is the probability-flow log-likelihood (:func:`lib.likelihood.log_likelihood`) of the
+    model's distribution at :math:`t = t_\epsilon`, computed for the normalised field :math:`y = (\phi - a)/s` and
+    converted to the field, :math:`\log q_\phi(\phi) = \log q_y(y) - V \log s`.  For a perfect model
+    :math:`-\log q = S + \log Z`: slope 1 against :math:`S` (arXiv:2309.17082).  Cached under kind
+    ``"phi4-dm-effective-action"``.
+
+    Returns
+    -------
+    dict
+        ``S``, ``minus_log_q`` (n,) float64; ``nfev`` (score evaluations of the ODE solver); ``seconds``.
+    """
+    from lib import likelihood
+
+    if lik.test.params != spec.params:
+        raise ValueError(f"the test ensemble has {lik.test.params}, the model was trained on {spec.params}")
+    for s in spec.ensembles:
+        if s == lik.test:
+            raise ValueError("the test ensemble must not be one of the training ensembles")
+    cache = ArtefactCache() if cache is None else cache
+    device = torch.device("cpu" if device is None else device)
+
+    def compute():
+        result, norm = trained_model(spec, cache, device=device, progress=progress)
+        model = result.sampling_model.eval()
+        phi = ens.configurations(ens.compute(lik.test, cache=cache))[: lik.n_configs]
+        start = time.perf_counter()
+        out = likelihood.log_likelihood(scheme(spec), model, norm.forward(phi).to(device), t_eps=lik.t_eps,
+                                        method=lik.method, rtol=lik.rtol, atol=lik.atol,
+                                        generator=make_generator(spec.seed, device))
+        volume = phi.shape[-1] * phi.shape[-2]
+        log_q = out.logp.cpu().to(torch.float64) - volume * math.log(norm.scale)
+        return {"S": phi4.action(phi.to(torch.float64), spec.params).cpu(), "minus_log_q": -log_q,
+                "nfev": out.nfev, "seconds": time.perf_counter() - start}
+
+    return cache.get_or_compute("phi4-dm-effective-action", {"dm": spec, "likelihood": lik}, compute,
+                                seed=spec.seed)
+
+
+# --- the book's recipes -----------------------------------------------------------------------------------------
+def small_ensembles() -> dict:
+    r"""HMC ensembles on an :math:`8 \times 8` lattice (:math:`\lambda = 0.022`), by name.
+
+    ``k0.21`` (hot start) and ``k0.21-test`` (cold start, other seed: held out) in the symmetric phase;
+    ``k0.4-cold`` and ``k0.4-below`` (starts :math:`\phi_0` and :math:`\phi_0/2`) in the broken phase.  Each has
+    5120 configurations kept every 4 Omelyan trajectories (more than :math:`2\tau_\mathrm{int}`, see
+    :doc:`book/part3/phi4_hmc`), with the step sizes of the :math:`32 \times 32` ensembles.
+    """
+    k021, k04 = phi4.Phi4Params(8, 0.21, 0.022), phi4.Phi4Params(8, 0.4, 0.022)
+    sym = dict(step=0.45, n_steps=3, n_therm=100, n_traj=320, keep_every=4, n_chains=64)
+    brk = dict(step=0.25, n_steps=3, n_therm=100, n_traj=320, keep_every=4, n_chains=32)
+    return {
+        "k0.21": ens.ChainSpec(k021, start="hot", seed=8021, **sym),
+        "k0.21-test": ens.ChainSpec(k021, start="cold", seed=8022, **sym),
+        "k0.4-cold": ens.ChainSpec(k04, start="cold", seed=8041, **brk),
+        "k0.4-below": ens.ChainSpec(k04, start="cold", start_value=0.5 * phi4.classical_vacuum(k04), seed=8042,
+                                    **brk),
+    }
+
+
+def book_specs(scale: str = "quick") -> dict:
+    r"""The recipes of :doc:`book/part3/phi4_diffusion` at ``scale`` ("quick" or "paper").
+
+    Keys: ``"k0.21"`` and ``"k0.4"`` (:class:`DMSpec` of the T5 and T2 models), ``"sample"``
+    (:class:`SampleSpec` used for both), ``"test-k0.21"`` (held-out HMC ensemble of the T5 lattice),
+    ``"small"`` (:class:`DMSpec` on :math:`8\times 8` at :math:`\kappa = 0.21`, for the effective action) and
+    ``"likelihood"`` (:class:`LikelihoodSpec`).
+
+    Quick scale (a CPU, minutes): :math:`8\times 8` lattices, the small periodic CNN, 2048 generated
+    configurations with 200 Euler-Maruyama steps.  Paper scale (a GPU): :math:`32\times 32` with the
+    ensembles of :func:`lib.phi4_ensembles.book_specs` (12800 training configurations per phase), the U-Net
+    with channels (32, 64, 128, 256), batch 64 and learning rate :math:`10^{-3}` (arXiv:2309.17082), and
+    10240 configurations with 500 steps.  The effective action uses the :math:`8\times 8` model at both
+    scales (an exact divergence needs :math:`L^2` vector-Jacobian products per evaluation).
+    """
+    if scale not in ("quick", "paper"):
+        raise ValueError(f"scale must be 'quick' or 'paper', got {scale!r}")
+    small = small_ensembles()
+    cnn = lattice_nets.LatticeNetConfig(kind="cnn", channels=(16, 16, 16), odd=True)
+    cpu_train = train.TrainConfig(n_steps=2000, lr=1e-3, batch_size=128, augment_flip=True, ema_decay=0.995)
+    dm_small = DMSpec((small["k0.21"],), cnn, cpu_train, seed=5021)
+    out = {"small": dm_small, "likelihood": LikelihoodSpec(small["k0.21-test"], n_configs=128)}
+    if scale == "quick":
+        out.update({
+            "k0.21": dm_small,
+            "k0.4": DMSpec((small["k0.4-cold"], small["k0.4-below"]), cnn, cpu_train, seed=5040),
+            "test-k0.21": small["k0.21-test"],
+            "sample": SampleSpec(n_samples=2048, n_steps=200, batch=1024, record_every=5, seed=5100),
+        })
+        return out
+    big = ens.book_specs("paper")
+    unet = lattice_nets.LatticeNetConfig(kind="unet", channels=(32, 64, 128, 256), embed_dim=64, odd=True)
+    gpu_train = train.TrainConfig(epochs=50, lr=1e-3, batch_size=64, augment_flip=True, ema_decay=0.999)
+    out.update({
+        "k0.21": DMSpec((big["k0.21-hot"], big["k0.21-cold"]), unet, gpu_train, seed=5321),
+        "k0.4": DMSpec((big["k0.4-cold"], big["k0.4-below"]), unet, gpu_train, seed=5340),
+        "test-k0.21": big["k0.21-authors"],
+        "sample": SampleSpec(n_samples=10240, n_steps=500, batch=1024, record_every=10, seed=5300),
+    })
+    return out

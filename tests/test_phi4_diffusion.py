@@ -1,0 +1,153 @@
+"""Tests of lib.phi4_diffusion: recipes, training and generation through the cache, resume, the forward flow."""
+import math
+
+import pytest
+import torch
+
+from lib import lattice_nets, phi4, train
+from lib import phi4_diffusion as dm
+from lib import phi4_ensembles as pe
+from lib._random import make_generator
+from lib.cache import ArtefactCache
+from lib.sde import ve
+
+P = phi4.Phi4Params(4, 0.21, 0.022)
+NET = lattice_nets.LatticeNetConfig(kind="cnn", channels=(4,), embed_dim=8)
+TRAIN = train.TrainConfig(n_steps=5, lr=1e-3, batch_size=8, augment_flip=True, ema_decay=0.9)
+
+
+def chain(seed=1, params=P, **kw):
+    base = dict(params=params, n_chains=4, n_therm=2, n_traj=8, keep_every=2, step=0.4, n_steps=3, seed=seed)
+    base.update(kw)
+    return pe.ChainSpec(**base)
+
+
+def tiny_dm(**kw):
+    base = dict(ensembles=(chain(),), net=NET, train=TRAIN, seed=3)
+    base.update(kw)
+    return dm.DMSpec(**base)
+
+
+SAMPLE = dm.SampleSpec(n_samples=6, n_steps=4, batch=4, record_every=2, n_snapshots=2, seed=9)
+
+
+def test_specs_validate():
+    with pytest.raises(ValueError, match="normalisation"):
+        tiny_dm(normalisation="zscore")
+    with pytest.raises(ValueError, match="sigma"):
+        tiny_dm(sigma=1.0)
+    with pytest.raises(ValueError, match="share L, kappa and lambda"):
+        tiny_dm(ensembles=(chain(), chain(params=phi4.Phi4Params(4, 0.4, 0.022))))
+    with pytest.raises(ValueError, match="net"):
+        tiny_dm(net="cnn")
+    with pytest.raises(ValueError, match="at least one"):
+        tiny_dm(ensembles=())
+    with pytest.raises(ValueError, match="n_samples"):
+        dm.SampleSpec(n_samples=1)
+    with pytest.raises(ValueError, match="t_end"):
+        dm.SampleSpec(n_samples=4, t_end=1.0)
+    with pytest.raises(ValueError, match="snapshot_times"):
+        dm.SampleSpec(n_samples=4, snapshot_times=(1.5,))
+    with pytest.raises(ValueError, match="method"):
+        dm.LikelihoodSpec(chain(), method="trace")
+    with pytest.raises(ValueError, match="scale"):
+        dm.book_specs("huge")
+    assert tiny_dm(ensembles=[chain()]).ensembles == (chain(),)  # a list becomes a tuple (hashable key)
+
+
+def test_training_data_and_normalisation(tmp_path):
+    cache = ArtefactCache(tmp_path)
+    spec = tiny_dm(n_train=10)
+    data = dm.training_configs(spec, cache)
+    assert data.shape == (10, 4, 4)
+    norm = dm.normalisation(spec, data)
+    assert norm.shift == 0.0 and math.isclose(norm.scale, float(data.abs().max()), rel_tol=1e-6)
+    norm_mm = dm.normalisation(tiny_dm(normalisation="minmax"), data)
+    assert float(norm_mm.forward(data).min()) == pytest.approx(-1.0) and float(norm_mm.forward(data).max()) == \
+        pytest.approx(1.0)
+    with pytest.raises(ValueError, match="n_train"):
+        dm.training_configs(tiny_dm(n_train=1000), cache)
+
+
+def test_generate_shapes_units_and_cache(tmp_path):
+    cache = ArtefactCache(tmp_path)
+    spec = tiny_dm()
+    out = dm.generate(spec, SAMPLE, cache)
+    assert out["configs"].shape == (6, 4, 4) and out["configs"].dtype == torch.float32
+    assert torch.isfinite(out["configs"]).all()
+    assert out["snapshots"].shape == (5, 2, 4, 4)
+    n_rec = out["t"].shape[0]
+    assert out["power_sums"].shape == (n_rec, dm.MOMENT_ORDER + 1) and out["spectrum_sum"].shape == (n_rec, 4, 4)
+    assert float(out["t"][0]) == 1.0 and bool((out["t"][1:] < out["t"][:-1]).all())
+    # the pooled count of the records is every site of every configuration
+    assert float(out["power_sums"][0, 0]) == 6 * 16
+    # the snapshot at t = 0 is the first of the final configurations (physical units, first batch)
+    torch.testing.assert_close(out["snapshots"][-1], out["configs"][:2])
+    again = dm.generate(spec, SAMPLE, cache)
+    torch.testing.assert_close(again["configs"], out["configs"])
+
+
+def test_generate_resumes_after_an_interruption(tmp_path, monkeypatch):
+    spec = tiny_dm()
+    reference = dm.generate(spec, SAMPLE, ArtefactCache(tmp_path / "a"))
+    cache = ArtefactCache(tmp_path / "b")
+    original, calls = dm._sample_batch, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(dm, "_sample_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        dm.generate(spec, SAMPLE, cache)
+    monkeypatch.setattr(dm, "_sample_batch", original)
+    scratch = cache.scratch_dir(dm.KIND_SAMPLES, {"dm": spec, "sample": SAMPLE})
+    assert sorted(p.name for p in scratch.glob("batch_*.pt")) == ["batch_00000.pt"]
+    resumed = dm.generate(spec, SAMPLE, cache)
+    torch.testing.assert_close(resumed["configs"], reference["configs"])
+    torch.testing.assert_close(resumed["power_sums"], reference["power_sums"])
+
+
+def test_marginal_flow_matches_the_kernel():
+    sde = ve(25.0)
+    x0 = 0.5 * torch.randn(4000, 4, 4, generator=make_generator(0), dtype=torch.float64)
+    t = torch.tensor([0.0, 0.3, 0.6], dtype=torch.float64)
+    out = dm.marginal_flow(sde, x0, t, make_generator(1))
+    g = out["spectrum_sum"] / x0.shape[0]
+    err = torch.sqrt((out["spectrum_sq_sum"] / x0.shape[0] - g**2) / (x0.shape[0] - 1))
+    expected = g[0] + sde.xi(t)[:, None, None]
+    pull = (g - expected) / torch.hypot(err, err[0])
+    assert float(pull[1:].abs().max()) < 5.0
+    k2 = out["power_sums"][:, 2] / out["power_sums"][:, 0]
+    torch.testing.assert_close(k2 - k2[0], sde.xi(t), rtol=0.05, atol=0.01)
+
+
+def test_effective_action_runs_and_refuses_training_data(tmp_path):
+    cache = ArtefactCache(tmp_path)
+    spec = tiny_dm()
+    with pytest.raises(ValueError, match="must not be one of the training ensembles"):
+        dm.effective_action(spec, dm.LikelihoodSpec(chain(), n_configs=4), cache)
+    with pytest.raises(ValueError, match="trained on"):
+        dm.effective_action(spec, dm.LikelihoodSpec(chain(params=phi4.Phi4Params(4, 0.4, 0.022)), n_configs=4),
+                            cache)
+    out = dm.effective_action(spec, dm.LikelihoodSpec(chain(seed=2), n_configs=4, rtol=1e-3, atol=1e-3), cache)
+    assert out["S"].shape == (4,) and out["minus_log_q"].shape == (4,)
+    assert torch.isfinite(out["minus_log_q"]).all() and out["nfev"] > 0
+    torch.testing.assert_close(out["S"], phi4.action(
+        pe.configurations(pe.compute(chain(seed=2), cache=cache))[:4].double(), P))
+
+
+def test_book_specs_both_scales_and_paper_unet_smoke():
+    quick, paper = dm.book_specs("quick"), dm.book_specs("paper")
+    assert quick["k0.21"].params.L == 8 and paper["k0.21"].params.L == 32
+    assert paper["k0.21"].net.kind == "unet" and paper["sample"].n_samples >= 10_000
+    assert sum(s.n_chains * (s.n_traj // s.keep_every) for s in paper["k0.21"].ensembles) >= 5120
+    # the paper-scale network runs on a 32 x 32 batch and is odd
+    spec = paper["k0.4"]
+    net = lattice_nets.build_lattice_net(spec.net, dm.scheme(spec), generator=make_generator(0))
+    x = torch.randn(2, 32, 32, generator=make_generator(1))
+    with torch.no_grad():
+        s = net(x, 0.5)
+        assert s.shape == x.shape and torch.equal(net(-x, 0.5), -s)
