@@ -61,6 +61,8 @@ class LatticeNetConfig:
     embed_scale: float = 16.0  # std of the fixed Fourier frequencies W; > 0
     activation: str = "silu"  # one of lib.nets.ACTIVATIONS (Song et al.: SiLU / swish)
     odd: bool = True  # antisymmetrise, s(-phi) = -s(phi) exactly (Z2 symmetry of the phi^4 action)
+    group_norm: bool = True  # group norms in the residual blocks (Song et al.); they normalise each configuration,
+    # which removes its overall amplitude from the features: switch off for small, nearly Gaussian lattices
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -78,6 +80,8 @@ class LatticeNetConfig:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         if not isinstance(self.odd, bool):
             raise ValueError(f"odd must be True or False, got {self.odd!r}")
+        if not isinstance(self.group_norm, bool):
+            raise ValueError(f"group_norm must be True or False, got {self.group_norm!r}")
 
     @property
     def levels(self) -> int:
@@ -95,8 +99,11 @@ def _conv(c_in: int, c_out: int, k: int, stride: int = 1, device=None) -> nn.Con
     return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, padding_mode="circular", device=device)
 
 
-def _group_norm(c: int, device=None) -> nn.GroupNorm:
-    """Group norm over ``c`` channels with at least 4 channels per group where possible (Song et al.'s choice)."""
+def _group_norm(c: int, device=None, enabled: bool = True) -> nn.Module:
+    """Group norm over ``c`` channels with at least 4 channels per group where possible (Song et al.'s choice);
+    the identity when not ``enabled``."""
+    if not enabled:
+        return nn.Identity()
     groups = max(g for g in range(1, max(1, min(c // 4, _MAX_GROUPS)) + 1) if c % g == 0)
     return nn.GroupNorm(groups, c, device=device)
 
@@ -116,10 +123,11 @@ class _ResBlock(nn.Module):
     """:math:`h \\mapsto S h + C_2\\,\\phi(\\mathrm{GN}(C_1\\,\\phi(\\mathrm{GN}(h))) + D\\tau)`, circular, width
     ``c_in -> c_out``."""
 
-    def __init__(self, c_in: int, c_out: int, k: int, embed_dim: int, act: nn.Module, device=None):
+    def __init__(self, c_in: int, c_out: int, k: int, embed_dim: int, act: nn.Module, device=None,
+                 norm: bool = True):
         super().__init__()
         self.act = act
-        self.norm1, self.norm2 = _group_norm(c_in, device), _group_norm(c_out, device)
+        self.norm1, self.norm2 = _group_norm(c_in, device, norm), _group_norm(c_out, device, norm)
         self.conv1, self.conv2 = _conv(c_in, c_out, k, device=device), _conv(c_out, c_out, k, device=device)
         self.temb = nn.Linear(embed_dim, c_out, device=device)
         self.skip = None if c_in == c_out else nn.Conv2d(c_in, c_out, 1, device=device)
@@ -185,7 +193,7 @@ class LatticeScoreNet(nn.Module):
         self.conv_in = _conv(1, ch[0], k, device=meta)
 
         def block(a, b):
-            return _ResBlock(a, b, k, e, self.act, device=meta)
+            return _ResBlock(a, b, k, e, self.act, device=meta, norm=config.group_norm)
 
         if config.kind == "cnn":
             widths = (ch[0],) + ch
@@ -201,7 +209,7 @@ class LatticeScoreNet(nn.Module):
             self.up = nn.ModuleList(_conv(b, a, k, device=meta) for a, b in zip(ch[:-1], ch[1:]))
             self.dec = nn.ModuleList(block(2 * a, a) for a in ch[:-1])
             c_last = ch[0]
-        self.norm_out = _group_norm(c_last, meta)
+        self.norm_out = _group_norm(c_last, meta, config.group_norm)
         self.conv_out = _conv(c_last, 1, k, device=meta)
         self.to_empty(device="cpu")
         self.reset_parameters(make_generator(0) if generator is None else generator)

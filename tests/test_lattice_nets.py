@@ -237,3 +237,19 @@ def test_cuda_matches_cpu(kind):
     assert out.device.type == "cuda" and out.dtype == x.dtype
     torch.testing.assert_close(out.cpu(), expected, atol=1e-4, rtol=1e-4)
     assert torch.equal(net(-x.cuda(), t.cuda()), -out)
+
+
+def test_without_group_norm_the_amplitude_is_seen():
+    """Group norms normalise each configuration; without them the score of 2x differs from that of x."""
+    cfg = LatticeNetConfig(kind="cnn", channels=(8, 8), group_norm=False)
+    net = build_lattice_net(cfg, generator=make_generator(0))
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in net.modules())
+    x = torch.randn(3, 8, 8, generator=make_generator(1))
+    with torch.no_grad():
+        s1, s2 = net(x, 0.3), net(2 * x, 0.3)
+        assert torch.equal(net(-x, 0.3), -s1)
+        torch.testing.assert_close(net(torch.roll(x, (1, 2), (-2, -1)), 0.3), torch.roll(s1, (1, 2), (-2, -1)),
+                                   atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(s2, s1, atol=1e-3)
+    with pytest.raises(ValueError, match="group_norm"):
+        LatticeNetConfig(group_norm="yes")
