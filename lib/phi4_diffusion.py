@@ -12,7 +12,8 @@ The recipes of :doc:`book/part3/phi4_diffusion`, each a frozen dataclass whose e
     :math:`Z_2`-symmetric.
 :class:`SampleSpec` (cache kind ``"phi4-dm-samples"``)
     configurations generated with the authors' Euler-Maruyama sampler (:func:`lib.solvers.backward_em`), in
-    batches that are saved as they finish (an interrupted run resumes at the next batch), with the pooled
+    batches that are saved as they finish (an interrupted run resumes at the next batch) by stochastic Heun on the
+    grid of Karras et al. (:func:`lib.solvers.karras_grid`) or by the authors' Euler-Maruyama sampler, with the pooled
     single-site moments and the momentum-space power spectrum recorded along the backward process and a few
     configurations kept at chosen times :math:`t` of the backward process (denoising snapshots).
 
@@ -105,8 +106,10 @@ class SampleSpec:
     """Recipe of a generated ensemble (:func:`generate`); every field is part of the cache key."""
 
     n_samples: int  # configurations to generate (>= 2)
-    n_steps: int = 500  # Euler-Maruyama steps of the authors' grid linspace(T, t_end, n_steps) (>= 2)
-    t_end: float = 1e-3  # last time of the grid (the authors: 1e-3); no noise on the last step
+    n_steps: int = 100  # steps of the backward process (>= 2); Heun evaluates the score twice per step
+    method: str = "heun"  # "heun": stochastic Heun (lib.solvers.backward_solve); "em": the authors' Euler-Maruyama
+    spacing: str = "karras"  # Heun's grid: "karras" (lib.solvers.karras_grid) or "uniform"; EM: the authors' grid
+    t_end: float = 1e-4  # last time of the grid (the authors' EM: 1e-3, no noise on its last step)
     batch: int = 1024  # configurations per batch; each finished batch is saved, so a run resumes
     record_every: int = 10  # record pooled moments and the power spectrum every record_every steps
     snapshot_times: tuple = (1.0, 0.75, 0.5, 0.25, 0.0)  # forward times t of the kept snapshots (0: the end)
@@ -117,6 +120,10 @@ class SampleSpec:
         for name, lo in (("n_samples", 2), ("n_steps", 2), ("batch", 1), ("record_every", 1), ("n_snapshots", 0),
                          ("seed", 0)):
             object.__setattr__(self, name, require_int(getattr(self, name), name, lo))
+        if self.method not in ("heun", "em"):
+            raise ValueError(f"method must be 'heun' or 'em', got {self.method!r}")
+        if self.spacing not in ("karras", "uniform"):
+            raise ValueError(f"spacing must be 'karras' or 'uniform', got {self.spacing!r}")
         t_end = require_positive(self.t_end, "t_end")
         if t_end >= 1.0:
             raise ValueError(f"t_end must lie in (0, T = 1), got {t_end}")
@@ -181,13 +188,19 @@ def _observe(x: torch.Tensor) -> dict:
             "spectrum_sum": (torch.fft.fft2(xd).abs().square() / volume).sum(dim=0).cpu()}
 
 
-def _snapshot_steps(grid: list, times: tuple, t_end: float) -> dict:
-    """Index i of the recorded state (0 = the start at T, i = after step i) closest to each forward time t.
+def _state_times(sde, spec: SampleSpec) -> list:
+    """Times of the recorded states: the start at T, then the state after each step."""
+    if spec.method == "em":
+        grid = solvers.authors_grid(spec.n_steps, sde.T, spec.t_end).tolist()
+        dt = grid[0] - grid[1]
+        return [grid[0]] + [t - dt for t in grid]
+    if spec.spacing == "karras":
+        return solvers.karras_grid(sde, spec.n_steps, spec.t_end).tolist()
+    return solvers.backward_grid(spec.n_steps, sde.T, spec.t_end).tolist()
 
-    Times at or below ``t_end`` map to the final state, the generated configuration.
-    """
-    dt = grid[0] - grid[1]
-    state_t = [grid[0]] + [t - dt for t in grid]  # time of the state before step 0, and after each step
+
+def _snapshot_steps(state_t: list, times: tuple, t_end: float) -> dict:
+    """Index of the recorded state closest to each forward time t; times at or below ``t_end`` map to the end."""
     last = len(state_t) - 1
     return {t: last if t <= t_end else int(np.argmin([abs(t - s) for s in state_t])) for t in times}
 
@@ -196,8 +209,8 @@ def _sample_batch(model_score, sde, norm: Normalisation, L: int, size: int, spec
                   generator: torch.Generator, device, keep_snapshots: bool) -> dict:
     """One batch of the backward process; everything returned is in physical units except the records."""
     x_T = sde.prior_sample((size, L, L), generator=generator, device=device, dtype=torch.float32)
-    grid = solvers.authors_grid(spec.n_steps, sde.T, spec.t_end).tolist()
-    snap_at = _snapshot_steps(grid, spec.snapshot_times, spec.t_end) if keep_snapshots and spec.n_snapshots else {}
+    state_t = _state_times(sde, spec)
+    snap_at = _snapshot_steps(state_t, spec.snapshot_times, spec.t_end) if keep_snapshots and spec.n_snapshots else {}
     snaps, step = {}, [0]
     n_keep = min(spec.n_snapshots, size)
 
@@ -210,8 +223,12 @@ def _sample_batch(model_score, sde, norm: Normalisation, L: int, size: int, spec
 
     # The recorder is called at T and after every step (record_every = 1) so that snapshots can be taken at any
     # step; records are thinned to every spec.record_every steps below.
-    traj = solvers.backward_em(sde, model_score, x_T, spec.n_steps, generator, t_end=spec.t_end,
-                               observe=observe, record_every=1)
+    if spec.method == "em":
+        traj = solvers.backward_em(sde, model_score, x_T, spec.n_steps, generator, t_end=spec.t_end,
+                                   observe=observe, record_every=1)
+    else:
+        traj = solvers.backward_solve(sde, model_score, x_T, spec.n_steps, method="heun", generator=generator,
+                                      t_end=spec.t_end, observe=observe, record_every=1, spacing=spec.spacing)
     keep = [0] + [i for i in range(1, len(traj.t)) if i % spec.record_every == 0 or i == len(traj.t) - 1]
     return {"configs": norm.inverse(traj.x).to(torch.float32).cpu(),
             "t": traj.t[keep], "power_sums": traj.records["power_sums"][keep],
@@ -403,10 +420,11 @@ def book_specs(scale: str = "quick") -> dict:
     ``"likelihood"`` (:class:`LikelihoodSpec`).
 
     Quick scale (a CPU, minutes): :math:`8\times 8` lattices, the small periodic CNN, 2048 generated
-    configurations with 200 Euler-Maruyama steps.  Paper scale (a GPU): :math:`32\times 32` with the
+    configurations with 100 stochastic Heun steps on the Karras grid (200 score evaluations).  Paper scale (a
+    GPU): :math:`32\times 32` with the
     ensembles of :func:`lib.phi4_ensembles.book_specs` (12800 training configurations per phase), the U-Net
     with channels (32, 64, 128, 256), batch 64 and learning rate :math:`10^{-3}` (arXiv:2309.17082), and
-    10240 configurations with 500 steps.  The effective action uses the :math:`8\times 8` model at both
+    10240 configurations with 250 Heun steps.  The effective action uses the :math:`8\times 8` model at both
     scales (an exact divergence needs :math:`L^2` vector-Jacobian products per evaluation).
     """
     if scale not in ("quick", "paper"):
@@ -422,7 +440,7 @@ def book_specs(scale: str = "quick") -> dict:
             "k0.21": dm_small,
             "k0.4": DMSpec((small["k0.4-cold"], small["k0.4-below"]), cnn, cpu_train, seed=5040),
             "test-k0.21": small["k0.21-test"],
-            "sample": SampleSpec(n_samples=2048, n_steps=200, batch=1024, record_every=5, seed=5100),
+            "sample": SampleSpec(n_samples=2048, n_steps=100, batch=1024, record_every=2, seed=5100),
         })
         return out
     big = ens.book_specs("paper")
@@ -432,6 +450,6 @@ def book_specs(scale: str = "quick") -> dict:
         "k0.21": DMSpec((big["k0.21-hot"], big["k0.21-cold"]), unet, gpu_train, seed=5321),
         "k0.4": DMSpec((big["k0.4-cold"], big["k0.4-below"]), unet, gpu_train, seed=5340),
         "test-k0.21": big["k0.21-authors"],
-        "sample": SampleSpec(n_samples=10240, n_steps=500, batch=1024, record_every=10, seed=5300),
+        "sample": SampleSpec(n_samples=10240, n_steps=250, batch=1024, record_every=5, seed=5300),
     })
     return out

@@ -30,7 +30,7 @@ from lib import _random
 from lib._checks import NonFiniteError, expand_like, require_int, require_positive
 from lib.sde import LinearDriftSDE
 
-__all__ = ["Trajectory", "FlowResult", "authors_grid", "backward_grid", "em_step", "heun_step", "forward_em", "backward_em",
+__all__ = ["Trajectory", "FlowResult", "authors_grid", "backward_grid", "karras_grid", "em_step", "heun_step", "forward_em", "backward_em",
            "backward_em_variance", "backward_solve", "probability_flow_ivp"]
 
 Observe = Callable[[torch.Tensor], dict]
@@ -229,6 +229,35 @@ def backward_grid(n_steps: int, T: float = 1.0, t_end: float = 1e-3) -> torch.Te
     return torch.linspace(T, float(t_end), n_steps + 1, dtype=torch.float64)
 
 
+def karras_grid(sde: LinearDriftSDE, n_steps: int, t_end: float = 1e-4, rho: float = 7.0) -> torch.Tensor:
+    r"""``n_steps`` steps from ``T`` down to ``t_end``, uniform in :math:`\Xi(t)^{1/(2\rho)}` (Karras et al. 2022).
+
+    With :math:`\varsigma_i = \sqrt{\Xi(t_i)}` the grid is
+    :math:`\varsigma_i = \big[\varsigma_{max}^{1/\rho} + \tfrac in (\varsigma_{min}^{1/\rho} - \varsigma_{max}^{1/\rho})\big]^\rho`,
+    :math:`i = 0..n`, mapped back to times by inverting the increasing :math:`\Xi(t)` (bisection).  The steps are
+    small where the noise is small, where the score changes fastest relative to the width of the data: a target
+    mode of variance :math:`v` needs :math:`\Delta\Xi \ll v`, which a uniform grid in :math:`t` violates for small
+    :math:`v` near the end.  Float64, ``grid[0] = T``, ``grid[-1] = t_end``; for :func:`backward_solve`.
+    Used in :doc:`book/part3/phi4_diffusion`.
+    """
+    n_steps = require_int(n_steps, "n_steps")
+    rho = require_positive(rho, "rho")
+    T = sde.T
+    if not 0.0 < float(t_end) < T:
+        raise ValueError(f"t_end must lie in (0, T) = (0, {T}), got {t_end}")
+    lo_s, hi_s = math.sqrt(float(sde.xi(float(t_end)))), math.sqrt(float(sde.xi(T)))
+    i = torch.arange(n_steps + 1, dtype=torch.float64) / n_steps
+    target = (hi_s ** (1 / rho) + i * (lo_s ** (1 / rho) - hi_s ** (1 / rho))) ** (2 * rho)  # Xi on the grid
+    lo, hi = torch.full_like(target, float(t_end)), torch.full_like(target, T)
+    for _ in range(100):  # bisection of the increasing Xi(t); 100 halvings reach float64 resolution
+        mid = 0.5 * (lo + hi)
+        above = sde.xi(mid) > target
+        hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
+    grid = 0.5 * (lo + hi)
+    grid[0], grid[-1] = T, float(t_end)
+    return grid
+
+
 def heun_step(x, drift_fn: Callable, t: float, t_next: float, noise=None) -> torch.Tensor:
     """One stochastic Heun (predictor-corrector) step from ``t`` to ``t_next`` (backward: ``t_next < t``).
 
@@ -264,7 +293,7 @@ def _backward_drift(sde: LinearDriftSDE, score: Callable, probability_flow: bool
 @torch.no_grad()
 def backward_solve(sde: LinearDriftSDE, score: Callable, x_T: torch.Tensor, n_steps: int = 100,
                    method: str = "heun", generator=None, t_end: float = 1e-3, probability_flow: bool = False,
-                   observe: Observe | None = None, record_every: int = 1) -> Trajectory:
+                   observe: Observe | None = None, record_every: int = 1, spacing: str = "uniform") -> Trajectory:
     """Backward process (or probability-flow ODE) from ``x_T`` at ``T`` to exactly ``t_end`` on :func:`backward_grid`.
 
     ``method="euler"``: Euler-Maruyama, :math:`x \\leftarrow x + D(x, t_i) h + g(t_i)\\sqrt h\\, z` (one score
@@ -274,7 +303,8 @@ def backward_solve(sde: LinearDriftSDE, score: Callable, x_T: torch.Tensor, n_st
     ``probability_flow=True`` integrates the ODE :math:`dx/d\\tau = -K + g^2 s/2` (no noise).
     The score is evaluated only at grid times ``>= t_end``; ``t_end = 0`` is allowed for scores that are finite at
     ``t = 0`` (e.g. the exact score of a smooth target).  ``observe`` is recorded at ``T``, every ``record_every``
-    steps and at ``t_end``.  Non-finite states raise :class:`NonFiniteError`.
+    steps and at ``t_end``.  Non-finite states raise :class:`NonFiniteError`.  ``spacing="karras"`` replaces the
+    uniform grid by :func:`karras_grid` (``t_end > 0``).
     """
     _check_start(x_T, "x_T")
     if not callable(score):
@@ -282,7 +312,9 @@ def backward_solve(sde: LinearDriftSDE, score: Callable, x_T: torch.Tensor, n_st
     if method not in ("euler", "heun"):
         raise ValueError(f"method must be 'euler' or 'heun', got {method!r}")
     record_every = require_int(record_every, "record_every")
-    grid = backward_grid(n_steps, sde.T, t_end).tolist()
+    if spacing not in ("uniform", "karras"):
+        raise ValueError(f"spacing must be 'uniform' or 'karras', got {spacing!r}")
+    grid = (backward_grid(n_steps, sde.T, t_end) if spacing == "uniform" else karras_grid(sde, n_steps, t_end)).tolist()
     drift = _backward_drift(sde, score, probability_flow)
     rec, x = _Recorder(observe), x_T
     rec(x, grid[0])

@@ -46,6 +46,10 @@ def test_specs_validate():
         dm.SampleSpec(n_samples=1)
     with pytest.raises(ValueError, match="t_end"):
         dm.SampleSpec(n_samples=4, t_end=1.0)
+    with pytest.raises(ValueError, match="method"):
+        dm.SampleSpec(n_samples=4, method="ode")
+    with pytest.raises(ValueError, match="spacing"):
+        dm.SampleSpec(n_samples=4, spacing="log")
     with pytest.raises(ValueError, match="snapshot_times"):
         dm.SampleSpec(n_samples=4, snapshot_times=(1.5,))
     with pytest.raises(ValueError, match="method"):
@@ -85,6 +89,11 @@ def test_generate_shapes_units_and_cache(tmp_path):
     torch.testing.assert_close(out["snapshots"][-1], out["configs"][:2])
     again = dm.generate(spec, SAMPLE, cache)
     torch.testing.assert_close(again["configs"], out["configs"])
+    # the authors' Euler-Maruyama sampler: same layout, the snapshot at t = 0 is again the end
+    em = dm.generate(spec, dm.SampleSpec(n_samples=3, n_steps=5, method="em", t_end=1e-3, batch=4, n_snapshots=1),
+                     cache)
+    assert em["configs"].shape == (3, 4, 4) and em["snapshots"].shape == (5, 1, 4, 4)
+    torch.testing.assert_close(em["snapshots"][-1], em["configs"][:1])
 
 
 def test_generate_resumes_after_an_interruption(tmp_path, monkeypatch):
