@@ -10,8 +10,8 @@ measures, on this machine:
 
 * the wall time of a few training steps (denoising score matching and Adam, the batch size of the recipe), from
   which it extrapolates the whole training (``n_steps`` or ``epochs`` of the recipe);
-* the wall time of one backward Euler-Maruyama step on a batch, from which it extrapolates the sampling cost per
-  configuration (``n_steps`` of the sampling recipe);
+* the wall time of one score evaluation on a batch, from which it extrapolates the sampling cost per
+  configuration (two evaluations per step for stochastic Heun, one for Euler-Maruyama);
 * as the reference, in the same run, our HMC (Omelyan, the ensemble recipe of the training data) for a few
   trajectories on the same lattice, counted per kept configuration (kept every ``keep_every`` trajectories, more
   than 2 tau_int).
@@ -68,6 +68,7 @@ def measure(scale: str, train_steps: int, sample_batch: int, device) -> dict:
         net(x, 0.5)
 
     sec_eval = _time(sample_step, 3)
+    n_evals = 2 * sample.n_steps if sample.method == "heun" else sample.n_steps  # Heun: two evaluations per step
     ens_spec = spec.ensembles[0]
     phi = phi4.cold_start(ens_spec.params, ens_spec.n_chains, device=device)
     n_traj = 4 * ens_spec.keep_every
@@ -80,9 +81,9 @@ def measure(scale: str, train_steps: int, sample_batch: int, device) -> dict:
     return {
         "L": L, "net": spec.net.kind, "n_data": n_data, "train_steps": total_steps,
         "train_s": sec_step * total_steps, "train_per_config_ms": 1e3 * sec_step * total_steps / n_data,
-        "sample_per_config_ms": 1e3 * sec_eval / sample_batch * sample.n_steps,
+        "sample_per_config_ms": 1e3 * sec_eval / sample_batch * n_evals,
         "hmc_per_config_ms": 1e3 * sec_hmc / (ens_spec.n_chains * n_traj / ens_spec.keep_every),
-        "n_gen": sample.n_samples, "n_steps": sample.n_steps,
+        "n_gen": sample.n_samples, "n_evals": n_evals,
     }
 
 
@@ -101,7 +102,7 @@ def main() -> None:
         print(f"[{scale}] L = {r['L']}, {r['net']}, {r['n_data']} training configurations, {r['train_steps']} steps")
         print(f"  training: {r['train_s'] / 3600:.2f} h in all = {r['train_per_config_ms']:.1f} ms per training "
               f"configuration")
-        print(f"  sampling: {r['sample_per_config_ms']:.1f} ms per configuration ({r['n_steps']} steps); "
+        print(f"  sampling: {r['sample_per_config_ms']:.1f} ms per configuration ({r['n_evals']} score evaluations); "
               f"{r['n_gen']} configurations: {r['sample_per_config_ms'] * r['n_gen'] / 3.6e6:.2f} h")
         print(f"  HMC (reference, same run): {r['hmc_per_config_ms']:.3f} ms per kept configuration")
         print(f"  ratio DM sampling / HMC: {r['sample_per_config_ms'] / r['hmc_per_config_ms']:.0f}; "
