@@ -36,9 +36,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lib._checks import expand_like, require_int, require_positive
+from lib._checks import require_int, require_positive
 from lib._random import make_generator
-from lib.nets import ACTIVATIONS, GaussianFourierEmbedding
+from lib.nets import ACTIVATIONS, GaussianFourierEmbedding, batch_times, divide_by_kernel_width
 from lib.sde import LinearDriftSDE
 
 __all__ = ["KINDS", "LatticeNetConfig", "LatticeScoreNet", "build_lattice_net"]
@@ -273,16 +273,8 @@ class LatticeScoreNet(nn.Module):
         L = self._check_lattice(x)
         batch = x.shape[0]
         dtype = self.conv_out.weight.dtype
-        tt = torch.as_tensor(t, device=x.device)
-        tt = tt if tt.is_floating_point() else tt.to(torch.float64)
-        if tt.ndim == 0:
-            tb = tt.expand(batch)
-        elif tt.shape == (batch,):
-            tb = tt
-        else:
-            raise ValueError(f"t must be a number or have shape ({batch},), got shape {tuple(tt.shape)}")
+        tt, tb, same_time = batch_times(t, batch, x.device)
         # One time for the whole batch (the samplers' case): embed it once and broadcast it over the batch.
-        same_time = tt.ndim == 0 or batch <= 1 or bool((tb == tb[0]).all())
         tau = self.act(self.embed_dense(self.embed((tb[:1] if same_time else tb).to(dtype))))
         h = x.reshape(batch, 1, L, L).to(dtype)
         if self.config.odd:  # one call on [phi, -phi]: both halves take the same path, so s(-phi) = -s(phi) exactly
@@ -290,13 +282,7 @@ class LatticeScoreNet(nn.Module):
             y = 0.5 * (y[:batch] - y[batch:])
         else:
             y = self._net(h, tau)
-        y = y.reshape(x.shape).to(x.dtype)
-        if self.sde is not None:
-            std = torch.sqrt(self.sde.xi(tt.to(torch.float64)))
-            if not bool((std > 0).all()):
-                raise ValueError("a network scaled by 1/sqrt(Xi(t)) needs t > 0")
-            y = y / expand_like(std, y)
-        return y
+        return divide_by_kernel_width(y.reshape(x.shape).to(x.dtype), self.sde, tt)
 
 
 def build_lattice_net(config: LatticeNetConfig, sde: LinearDriftSDE | None = None,

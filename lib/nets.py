@@ -37,7 +37,7 @@ from lib._random import make_generator
 from lib.sde import LinearDriftSDE
 
 __all__ = ["ACTIVATIONS", "MLPConfig", "GaussianFourierEmbedding", "ScoreMLP", "build_mlp", "score_fn",
-           "rescaled_score_fn"]
+           "rescaled_score_fn", "batch_times", "divide_by_kernel_width"]
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,  # the authors' choice (negative slope 0.01)
@@ -160,30 +160,42 @@ class ScoreMLP(nn.Module):
             raise ValueError(f"the network expects {self.config.dim} numbers per configuration, "
                              f"got x of shape {tuple(x.shape)}")
         dtype = self.out.weight.dtype
-        tt = torch.as_tensor(t, device=x.device)
-        tt = tt if tt.is_floating_point() else tt.to(torch.float64)
-        if tt.ndim == 0:
-            tb = tt.expand(batch)
-        elif tt.shape == (batch,):
-            tb = tt
-        else:
-            raise ValueError(f"t must be a number or have shape ({batch},), got shape {tuple(tt.shape)}")
+        tt, tb, same_time = batch_times(t, batch, x.device)
         # One time for the whole batch (the samplers' case): embed it once and broadcast it in _net; this
         # removes the (B, embed_dim) x (embed_dim, embed_dim) product, ~90% of the cost of a score evaluation.
-        same_time = tt.ndim == 0 or batch == 1 or bool((tb == tb[0]).all())
         emb = self.act(self.embed_dense(self.embed((tb[:1] if same_time else tb).to(dtype))))
         h = x.reshape(batch, n).to(dtype)
         if self.config.odd:  # two calls of the same shape, so that s(-x) = -s(x) holds bit for bit
             y = 0.5 * (self._net(h, emb) - self._net(-h, emb))
         else:
             y = self._net(h, emb)
-        y = y.reshape(x.shape).to(x.dtype)
-        if self.sde is not None:
-            std = torch.sqrt(self.sde.xi(tt.to(torch.float64)))
-            if not bool((std > 0).all()):
-                raise ValueError("a network scaled by 1/sqrt(Xi(t)) needs t > 0")
-            y = y / expand_like(std, y)
+        return divide_by_kernel_width(y.reshape(x.shape).to(x.dtype), self.sde, tt)
+
+
+def batch_times(t, batch: int, device) -> tuple:
+    """``(tt, tb, same_time)`` for a network call: ``t`` as a float tensor, expanded to ``(batch,)``, and whether one
+    time serves the whole batch (then the time embedding is computed once).  ``t`` is a number, a 0-d tensor or a
+    ``(batch,)`` tensor; anything else raises ``ValueError``."""
+    tt = torch.as_tensor(t, device=device)
+    tt = tt if tt.is_floating_point() else tt.to(torch.float64)
+    if tt.ndim == 0:
+        tb = tt.expand(batch)
+    elif tt.shape == (batch,):
+        tb = tt
+    else:
+        raise ValueError(f"t must be a number or have shape ({batch},), got shape {tuple(tt.shape)}")
+    return tt, tb, tt.ndim == 0 or batch <= 1 or bool((tb == tb[0]).all())
+
+
+def divide_by_kernel_width(y: torch.Tensor, sde: LinearDriftSDE | None, tt: torch.Tensor) -> torch.Tensor:
+    r""":math:`y / \sqrt{\Xi(t)}` (the network's output as a score, see the module docstring); ``y`` if ``sde`` is
+    None.  ``ValueError`` if some :math:`t \le 0`."""
+    if sde is None:
         return y
+    std = torch.sqrt(sde.xi(tt.to(torch.float64)))
+    if not bool((std > 0).all()):
+        raise ValueError("a network scaled by 1/sqrt(Xi(t)) needs t > 0")
+    return y / expand_like(std, y)
 
 
 def build_mlp(config: MLPConfig, sde: LinearDriftSDE | None = None,
