@@ -40,6 +40,7 @@ __all__ = [
     "symmetrise_z2",
     "free_propagator",
     "lattice_momenta",
+    "lattice_momentum_squared",
 ]
 
 _DIMS = (1, 2)  # the two lattice axes of a (B, L, L) batch
@@ -240,6 +241,13 @@ def lattice_momenta(L: int, dtype: torch.dtype = torch.float64, device=None) -> 
     if isinstance(L, bool) or not isinstance(L, Integral) or L < 2:
         raise ValueError(f"L must be an integer >= 2, got {L!r}")
     return 2.0 * math.pi * torch.arange(L, dtype=dtype, device=device) / L
+
+
+def lattice_momentum_squared(L: int, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+    r""":math:`\hat p^2 = 4\sum_\mu \sin^2(p_\mu/2)` on the :math:`L\times L` momentum grid, shape ``(L, L)`` in FFT
+    order (the lattice Laplacian's eigenvalues; :math:`\hat p^2 \to p^2` for small :math:`p`)."""
+    s2 = 4.0 * torch.sin(lattice_momenta(L, dtype=dtype, device=device) / 2) ** 2
+    return s2[:, None] + s2[None, :]
 
 
 def free_propagator(params: Phi4Params, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:

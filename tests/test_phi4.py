@@ -251,3 +251,10 @@ def test_free_field_propagator_matches_exact_lattice_result():
     assert float((err / exact).max()) < 0.05
     # the last record is the power spectrum of the final fields
     assert torch.allclose(run.records["G"][-1].mean(0), observables.two_point_momentum(run.phi, connected=False))
+
+
+def test_lattice_momentum_squared():
+    p2 = phi4.lattice_momentum_squared(4)
+    assert p2.shape == (4, 4) and float(p2[0, 0]) == 0.0
+    torch.testing.assert_close(p2[2, 2], torch.tensor(8.0, dtype=torch.float64))  # p = (pi, pi): 4 + 4
+    torch.testing.assert_close(p2, p2.T)
