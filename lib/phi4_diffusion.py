@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lib import lattice_nets, phi4, sde as _sde, solvers, train
+from lib import lattice_nets, phi4, sde as _sde, solvers, stats, train
 from lib import phi4_ensembles as ens
 from lib._checks import require_int, require_positive
 from lib._random import make_generator
@@ -50,6 +50,7 @@ __all__ = [
     "generate",
     "marginal_flow",
     "MOMENT_ORDER",
+    "record_cumulants",
 ]
 
 KIND_WEIGHTS = "phi4-dm-weights"
@@ -299,6 +300,13 @@ def generate(spec: DMSpec, sample: SampleSpec, cache: ArtefactCache | None = Non
                extra={"device": str(device), "sampling_seconds": wall, "n_batches": n_batches})
     cache.clear_scratch(KIND_SAMPLES, key)
     return data
+
+
+def record_cumulants(power_sums: torch.Tensor) -> np.ndarray:
+    r"""Pooled cumulants :math:`\kappa_0..\kappa_8` ``(n_rec, 9)`` from the recorded power sums of :func:`generate` or
+    :func:`marginal_flow` (moments ``power_sums[:, n] / power_sums[:, 0]``, :func:`lib.stats.cumulants_from_moments`)."""
+    sums = torch.as_tensor(power_sums, dtype=torch.float64)
+    return np.array([stats.cumulants_from_moments((row / row[0]).numpy()) for row in sums])
 
 
 # --- the forward process ----------------------------------------------------------------------------------------

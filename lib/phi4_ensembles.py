@@ -41,6 +41,7 @@ __all__ = [
     "book_specs",
     "load",
     "configurations",
+    "kept_magnetisation",
 ]
 
 KIND_CHAINS = "phi4-hmc-ensemble"
@@ -259,3 +260,12 @@ def configurations(data: dict) -> torch.Tensor:
     if configs.ndim == 3:
         return configs
     raise ValueError(f"configs must have 3 or 4 axes, got shape {tuple(configs.shape)}")
+
+
+def kept_magnetisation(data: dict) -> torch.Tensor:
+    """Magnetisation of the kept configurations of a chain ensemble, shape ``(n_kept, n_chains)`` (time along axis 0,
+    as :func:`lib.observables.magnetisation_summary` expects)."""
+    configs = data["configs"]
+    if configs.ndim != 4:
+        raise ValueError(f"a chain ensemble has configs of shape (n_kept, n_chains, L, L), got {tuple(configs.shape)}")
+    return configs.mean(dim=(-2, -1))

@@ -160,3 +160,17 @@ def test_book_specs_both_scales_and_paper_unet_smoke():
     with torch.no_grad():
         s = net(x, 0.5)
         assert s.shape == x.shape and torch.equal(net(-x, 0.5), -s)
+
+
+def test_record_cumulants_and_kept_magnetisation(tmp_path):
+    x = torch.randn(5000, 2, 2, generator=make_generator(4), dtype=torch.float64)
+    sums = dm._observe(x)["power_sums"][None]
+    k = dm.record_cumulants(sums)
+    assert k.shape == (1, dm.MOMENT_ORDER + 1)
+    assert abs(k[0, 2] - float(x.var())) < 1e-3 and abs(k[0, 4]) < 0.2
+    data = pe.compute(chain(), cache=ArtefactCache(tmp_path))
+    m = pe.kept_magnetisation(data)
+    assert m.shape == data["configs"].shape[:2]
+    torch.testing.assert_close(m[-1], data["M"][-1].to(m.dtype))
+    with pytest.raises(ValueError, match="chain ensemble"):
+        pe.kept_magnetisation({"configs": data["configs"][0]})
