@@ -10,7 +10,9 @@ weight :math:`\\lambda(t) = \\Xi(t)` is
 
 with one time drawn *per sample* and :math:`t_{min} = 10^{-5}` (the authors' value).  It differs from the
 weighted distance to the true score, :math:`\\tfrac12 \\mathbb E\\, \\Xi(t) \\| s_\\theta - \\nabla \\log p(x, t)\\|^2`,
-by a constant, so its minimiser is the exact score.  Derived in :doc:`book/part1/score_matching`
+by a constant, so its minimiser is the exact score.  That stays true for any other distribution of :math:`t` with
+support :math:`(t_{min}, T)` (it only changes the weight of each time), which is why ``t_sampling`` may put more
+samples at small :math:`t`, where the uniform distribution leaves the score poorly determined.  Derived in :doc:`book/part1/score_matching`
 (eq. ``eq-dsm-loss``); the training of the two-peak model in :doc:`book/part2/two_peak`.
 
 All randomness (batches, times, noise) comes from one explicit ``torch.Generator``; the training loop saves
@@ -36,10 +38,12 @@ from lib._random import make_generator
 from lib.cache import ArtefactCache
 from lib.sde import LinearDriftSDE
 
-__all__ = ["TrainConfig", "TrainResult", "dsm_loss", "train_score_model", "trained_score_model", "CHECKPOINT_NAME"]
+__all__ = ["TrainConfig", "TrainResult", "dsm_loss", "sample_times", "train_score_model", "trained_score_model",
+           "CHECKPOINT_NAME", "T_SAMPLINGS"]
 
 CHECKPOINT_NAME = "checkpoint.pt"  # file name of the checkpoint inside checkpoint_dir
-_RESUME_FIELDS = ("lr", "batch_size", "augment_flip", "ema_decay", "t_min")  # must match to resume
+_RESUME_FIELDS = ("lr", "batch_size", "augment_flip", "ema_decay", "t_min", "t_sampling")  # must match to resume
+T_SAMPLINGS = ("uniform", "log-uniform", "mixture")  # the distributions of t that dsm_loss can draw from
 
 
 def _optional_count(value, name: str):
@@ -48,6 +52,12 @@ def _optional_count(value, name: str):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
     return value
+
+
+def _check_t_sampling(t_sampling) -> str:
+    if t_sampling not in T_SAMPLINGS:
+        raise ValueError(f"t_sampling must be one of {T_SAMPLINGS}, got {t_sampling!r}")
+    return t_sampling
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,8 @@ class TrainConfig:
     augment_flip: bool = False  # append -x to the data (the authors doubled their data by x -> -x)
     ema_decay: float | None = 0.999  # decay of the exponential moving average of the weights, in (0, 1); None: off
     t_min: float = 1e-5  # smallest diffusion time of the loss, t ~ U(t_min, T); > 0
+    # distribution of t on (t_min, T): "uniform" (the authors'), "log-uniform", or "mixture" (half of each)
+    t_sampling: str = "uniform"
     checkpoint_every: int = 1000  # steps between checkpoints (when a checkpoint_dir is given); >= 1
 
     def __post_init__(self):
@@ -79,6 +91,7 @@ class TrainConfig:
                 raise ValueError(f"ema_decay must lie in the open interval (0, 1) or be None, got {decay}")
             object.__setattr__(self, "ema_decay", decay)
         object.__setattr__(self, "t_min", require_positive(self.t_min, "t_min"))
+        _check_t_sampling(self.t_sampling)
         if _optional_count(self.checkpoint_every, "checkpoint_every") is None:
             raise ValueError("checkpoint_every must be a positive integer, got None")
 
@@ -99,8 +112,33 @@ class TrainResult:
         return self.ema if self.ema is not None else self.model
 
 
+def sample_times(batch: int, sde: LinearDriftSDE, t_min: float = 1e-5, t_sampling: str = "uniform",
+                 generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
+    """``batch`` diffusion times in :math:`(t_{min}, T)`, float64, from the distribution ``t_sampling``.
+
+    * ``"uniform"``: :math:`t = t_{min} + (T - t_{min})\\,u`, :math:`u \\sim U(0, 1)` (the authors' choice);
+    * ``"log-uniform"``: :math:`t = t_{min}\\,(T / t_{min})^u`, every decade of :math:`t` equally often;
+    * ``"mixture"``: each time from one of the two above with probability 1/2.
+
+    The first draw is always the ``batch`` uniform numbers ``u``, so ``"uniform"`` consumes the generator exactly
+    as :func:`dsm_loss` always did.
+    """
+    _check_t_sampling(t_sampling)
+    t_min = require_positive(t_min, "t_min")
+    if t_min >= sde.T:
+        raise ValueError(f"t_min must be < T = {sde.T}, got {t_min}")
+    u = torch.rand(batch, generator=generator, dtype=torch.float64, device=device)
+    if t_sampling == "uniform":
+        return t_min + (sde.T - t_min) * u
+    t_log = t_min * (sde.T / t_min) ** u
+    if t_sampling == "log-uniform":
+        return t_log
+    pick_log = torch.rand(batch, generator=generator, dtype=torch.float64, device=device) < 0.5
+    return torch.where(pick_log, t_log, t_min + (sde.T - t_min) * u)
+
+
 def dsm_loss(score_model: Callable, sde: LinearDriftSDE, x0: torch.Tensor, generator: torch.Generator | None = None,
-             t_min: float = 1e-5, reduction: str = "mean") -> torch.Tensor:
+             t_min: float = 1e-5, reduction: str = "mean", t_sampling: str = "uniform") -> torch.Tensor:
     """Denoising score matching loss :math:`\\tfrac12 \\| \\sqrt{\\Xi(t)}\\, s(x_t, t) + \\eta \\|^2`.
 
     Parameters
@@ -112,11 +150,13 @@ def dsm_loss(score_model: Callable, sde: LinearDriftSDE, x0: torch.Tensor, gener
     x0 : tensor (B, ...)
         Data batch.
     generator : torch.Generator
-        Source of the times :math:`t \\sim U(t_{min}, T)` (one per sample) and of the noise :math:`\\eta`.
+        Source of the times (one per sample, :func:`sample_times`) and of the noise :math:`\\eta`.
     t_min : float
         Lower end of the time interval, ``0 < t_min < T``.
     reduction : {"mean", "none"}
         Mean over the batch (a scalar), or the per-sample losses, shape ``(B,)`` (summed over configuration axes).
+    t_sampling : {"uniform", "log-uniform", "mixture"}
+        Distribution of the times, see :func:`sample_times`; ``"uniform"`` is the loss above.
 
     Notes
     -----
@@ -128,12 +168,8 @@ def dsm_loss(score_model: Callable, sde: LinearDriftSDE, x0: torch.Tensor, gener
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     if not isinstance(x0, torch.Tensor) or not x0.is_floating_point() or x0.ndim < 1 or x0.shape[0] < 1:
         raise ValueError("x0 must be a non-empty floating tensor of shape (B, ...) with the batch on axis 0")
-    t_min = require_positive(t_min, "t_min")
-    if t_min >= sde.T:
-        raise ValueError(f"t_min must be < T = {sde.T}, got {t_min}")
     batch = x0.shape[0]
-    u = torch.rand(batch, generator=generator, dtype=torch.float64, device=x0.device)
-    t = t_min + (sde.T - t_min) * u
+    t = sample_times(batch, sde, t_min, t_sampling, generator, x0.device)
     x_t, eta = sde.sample_marginal(x0, t, generator)
     std = expand_like(torch.sqrt(sde.xi(t)), x0)
     residual = std * score_model(x_t, t) + eta
@@ -209,8 +245,8 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
         If given, ``checkpoint.pt`` (model, EMA, optimiser, step, generator state, epoch order, losses) is written
         atomically every ``config.checkpoint_every`` steps and at the end.  If it already holds a checkpoint the
         run continues from it (the weights of ``model`` and the state of ``generator`` are replaced), and the result
-        is bitwise identical to an uninterrupted run.  ``lr``, ``batch_size``, ``augment_flip``, ``ema_decay`` and
-        ``t_min`` must match the checkpoint (else ``ValueError``); ``n_steps``/``epochs`` may grow.
+        is bitwise identical to an uninterrupted run.  ``lr``, ``batch_size``, ``augment_flip``, ``ema_decay``,
+        ``t_min`` and ``t_sampling`` must match the checkpoint (else ``ValueError``); ``n_steps``/``epochs`` may grow.
     progress : bool, optional
         Show a tqdm bar; ``None`` shows it only on an interactive terminal.
 
@@ -283,7 +319,7 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
             if pos == 0:
                 perm = torch.randperm(n_data, generator=generator, device=generator.device).to(device)
             x0 = data[perm[pos:pos + config.batch_size]]
-            loss = dsm_loss(model, sde, x0, generator, config.t_min)
+            loss = dsm_loss(model, sde, x0, generator, config.t_min, t_sampling=config.t_sampling)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise NonFiniteError(f"train_score_model: the loss became non-finite ({value}) at step {step + 1} "

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 from scipy.integrate import quad
+from scipy.stats import kstest
 
 import lib.train as train_mod
 from lib._checks import NonFiniteError
@@ -13,7 +14,7 @@ from lib._random import make_generator
 from lib.cache import ArtefactCache
 from lib.nets import MLPConfig, build_mlp, score_fn
 from lib.sde import ve, vp
-from lib.train import CHECKPOINT_NAME, TrainConfig, dsm_loss, train_score_model, trained_score_model
+from lib.train import CHECKPOINT_NAME, TrainConfig, dsm_loss, sample_times, train_score_model, trained_score_model
 
 
 
@@ -83,6 +84,55 @@ def test_dsm_loss_draws_one_time_per_sample_in_range():
     assert abs(float(per.mean()) - 4.5) < 5 * math.sqrt(9 / 2) / math.sqrt(5000)
 
 
+def _t_cdf(t_sampling, t_min, T):
+    """The cumulative distribution function of the times drawn by sample_times."""
+    def uniform(t):
+        return (t - t_min) / (T - t_min)
+
+    def log_uniform(t):
+        return torch.log(torch.as_tensor(t / t_min)).numpy() / math.log(T / t_min)
+
+    return {"uniform": uniform, "log-uniform": log_uniform,
+            "mixture": lambda t: 0.5 * uniform(t) + 0.5 * log_uniform(t)}[t_sampling]
+
+
+@pytest.mark.parametrize("t_sampling", ["uniform", "log-uniform", "mixture"])
+def test_sample_times_follow_their_distribution(t_sampling):
+    sde, t_min = ve(), 1e-4
+    t = sample_times(20_000, sde, t_min, t_sampling, make_generator(3))
+    assert t.shape == (20_000,) and t.dtype == torch.float64
+    assert float(t.min()) >= t_min and float(t.max()) <= sde.T
+    assert kstest(t.numpy(), _t_cdf(t_sampling, t_min, sde.T)).pvalue > 1e-3
+    # and not the other distributions: the test can tell them apart
+    for other in {"uniform", "log-uniform", "mixture"} - {t_sampling}:
+        assert kstest(t.numpy(), _t_cdf(other, t_min, sde.T)).pvalue < 1e-6, other
+
+
+def test_uniform_times_are_the_authors_draw():
+    """"uniform" consumes the generator as dsm_loss always did: t = t_min + (T - t_min) u, nothing else drawn."""
+    sde, gen, ref = ve(), make_generator(4), make_generator(4)
+    t = sample_times(1000, sde, 1e-5, "uniform", gen)
+    u = torch.rand(1000, generator=ref, dtype=torch.float64)
+    assert torch.equal(t, 1e-5 + (sde.T - 1e-5) * u)
+    assert torch.equal(gen.get_state(), ref.get_state())
+
+
+def test_dsm_loss_with_log_uniform_times_is_the_analytic_minimum():
+    """The exact score minimises the loss for any distribution of t: E[loss] = E_q(t) of d/2 s0^2 f^2 / var."""
+    sde, s0, d, n, t_min = ve(sigma=10.0), 0.5, 2, 100_000, 1e-5
+    x0 = s0 * torch.randn(n, d, generator=make_generator(0), dtype=torch.float64)
+    per = dsm_loss(_gauss_score(sde, s0), sde, x0, make_generator(1), t_min, reduction="none",
+                   t_sampling="log-uniform")
+    # log-uniform density q(t) = 1 / (t log(T / t_min)); integrate over log t
+    minimum = quad(lambda lt: 0.5 * d * float(s0**2 * sde.f(math.exp(lt)) ** 2 / _gauss_var(sde, s0, math.exp(lt))),
+                   math.log(t_min), math.log(sde.T), limit=200)[0] / math.log(sde.T / t_min)
+    uniform_minimum = _time_average(lambda t: 0.5 * d * float(s0**2 * sde.f(t) ** 2 / _gauss_var(sde, s0, t)),
+                                    sde, t_min)
+    mean, err = float(per.mean()), float(per.std() / math.sqrt(n))
+    assert abs(mean - minimum) < 5 * err, (mean, err, minimum)
+    assert abs(mean - uniform_minimum) > 10 * err  # a different weighting of the times: a different constant
+
+
 def test_dsm_loss_bad_input():
     sde, x0 = ve(), torch.zeros(4, 2)
     with pytest.raises(ValueError, match="reduction"):
@@ -93,6 +143,8 @@ def test_dsm_loss_bad_input():
         dsm_loss(_gauss_score(sde, 1.0), sde, x0, make_generator(0), t_min=0.0)
     with pytest.raises(ValueError, match="x0"):
         dsm_loss(_gauss_score(sde, 1.0), sde, torch.zeros(4, dtype=torch.long), make_generator(0))
+    with pytest.raises(ValueError, match="t_sampling"):
+        dsm_loss(_gauss_score(sde, 1.0), sde, x0, make_generator(0), t_sampling="beta")
 
 
 # --- training ---------------------------------------------------------------------------------------------------------
@@ -153,7 +205,7 @@ def test_non_finite_loss_names_the_step():
     ({"n_steps": 10, "batch_size": 0}, "batch_size"), ({"n_steps": 10, "batch_size": None}, "batch_size"),
     ({"n_steps": 10, "ema_decay": 1.0}, "ema_decay"), ({"n_steps": 10, "ema_decay": -0.5}, "ema_decay"),
     ({"n_steps": 10, "t_min": 0.0}, "t_min"), ({"n_steps": 10, "checkpoint_every": 0}, "checkpoint_every"),
-    ({"n_steps": 10, "augment_flip": "yes"}, "augment_flip"),
+    ({"n_steps": 10, "augment_flip": "yes"}, "augment_flip"), ({"n_steps": 10, "t_sampling": "log"}, "t_sampling"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -177,9 +229,9 @@ def test_bad_arguments():
 def test_epochs_and_augmentation_visit_every_sample_once(monkeypatch):
     seen, real = [], train_mod.dsm_loss
 
-    def spy(model, sde, x0, generator, t_min):
+    def spy(model, sde, x0, generator, t_min, **kwargs):
         seen.append(x0.clone())
-        return real(model, sde, x0, generator, t_min)
+        return real(model, sde, x0, generator, t_min, **kwargs)
 
     monkeypatch.setattr(train_mod, "dsm_loss", spy)
     data = torch.arange(1.0, 51.0).reshape(25, 2)
