@@ -39,10 +39,11 @@ from lib.cache import ArtefactCache
 from lib.sde import LinearDriftSDE
 
 __all__ = ["TrainConfig", "TrainResult", "dsm_loss", "sample_times", "train_score_model", "trained_score_model",
-           "CHECKPOINT_NAME", "T_SAMPLINGS"]
+           "CHECKPOINT_NAME", "T_SAMPLINGS", "LR_SCHEDULES", "learning_rate"]
 
 CHECKPOINT_NAME = "checkpoint.pt"  # file name of the checkpoint inside checkpoint_dir
-_RESUME_FIELDS = ("lr", "batch_size", "augment_flip", "ema_decay", "t_min", "t_sampling")  # must match to resume
+_RESUME_FIELDS = ("lr", "batch_size", "augment_flip", "ema_decay", "t_min", "t_sampling", "lr_schedule")  # must match
+LR_SCHEDULES = ("constant", "cosine")  # learning-rate schedules of train_score_model
 T_SAMPLINGS = ("uniform", "log-uniform", "mixture")  # the distributions of t that dsm_loss can draw from
 
 
@@ -73,6 +74,8 @@ class TrainConfig:
     t_min: float = 1e-5  # smallest diffusion time of the loss, t ~ U(t_min, T); > 0
     # distribution of t on (t_min, T): "uniform" (the authors'), "log-uniform", or "mixture" (half of each)
     t_sampling: str = "uniform"
+    # learning rate at each step: "constant" (lr throughout) or "cosine" (from lr down to 0 at the last step)
+    lr_schedule: str = "constant"
     checkpoint_every: int = 1000  # steps between checkpoints (when a checkpoint_dir is given); >= 1
 
     def __post_init__(self):
@@ -92,8 +95,22 @@ class TrainConfig:
             object.__setattr__(self, "ema_decay", decay)
         object.__setattr__(self, "t_min", require_positive(self.t_min, "t_min"))
         _check_t_sampling(self.t_sampling)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if _optional_count(self.checkpoint_every, "checkpoint_every") is None:
             raise ValueError("checkpoint_every must be a positive integer, got None")
+
+
+def learning_rate(config: TrainConfig, step: int, total: int) -> float:
+    """The learning rate of optimiser step ``step`` (0-based) of ``total``.
+
+    ``"constant"``: ``config.lr``; ``"cosine"``: :math:`\\tfrac12\\,\\mathrm{lr}\\,(1 + \\cos(\\pi\\,
+    \\mathrm{step} / \\mathrm{total}))`, which anneals the noise of the last steps away (the small-:math:`t` score
+    is a noisy regression, see :doc:`book/part4/cl_diffusion`).
+    """
+    if config.lr_schedule == "constant":
+        return config.lr
+    return 0.5 * config.lr * (1.0 + math.cos(math.pi * step / total))
 
 
 @dataclass
@@ -246,7 +263,8 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
         atomically every ``config.checkpoint_every`` steps and at the end.  If it already holds a checkpoint the
         run continues from it (the weights of ``model`` and the state of ``generator`` are replaced), and the result
         is bitwise identical to an uninterrupted run.  ``lr``, ``batch_size``, ``augment_flip``, ``ema_decay``,
-        ``t_min`` and ``t_sampling`` must match the checkpoint (else ``ValueError``); ``n_steps``/``epochs`` may grow.
+        ``t_min``, ``t_sampling`` and ``lr_schedule`` must match the checkpoint (else ``ValueError``);
+        ``n_steps``/``epochs`` may grow (a cosine schedule then continues on the longer run's curve).
     progress : bool, optional
         Show a tqdm bar; ``None`` shows it only on an interactive terminal.
 
@@ -319,6 +337,8 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
             if pos == 0:
                 perm = torch.randperm(n_data, generator=generator, device=generator.device).to(device)
             x0 = data[perm[pos:pos + config.batch_size]]
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate(config, step, total)
             loss = dsm_loss(model, sde, x0, generator, config.t_min, t_sampling=config.t_sampling)
             value = float(loss.detach())
             if not math.isfinite(value):

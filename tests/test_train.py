@@ -14,7 +14,8 @@ from lib._random import make_generator
 from lib.cache import ArtefactCache
 from lib.nets import MLPConfig, build_mlp, score_fn
 from lib.sde import ve, vp
-from lib.train import CHECKPOINT_NAME, TrainConfig, dsm_loss, sample_times, train_score_model, trained_score_model
+from lib.train import (CHECKPOINT_NAME, TrainConfig, dsm_loss, learning_rate, sample_times, train_score_model,
+                       trained_score_model)
 
 
 
@@ -206,10 +207,37 @@ def test_non_finite_loss_names_the_step():
     ({"n_steps": 10, "ema_decay": 1.0}, "ema_decay"), ({"n_steps": 10, "ema_decay": -0.5}, "ema_decay"),
     ({"n_steps": 10, "t_min": 0.0}, "t_min"), ({"n_steps": 10, "checkpoint_every": 0}, "checkpoint_every"),
     ({"n_steps": 10, "augment_flip": "yes"}, "augment_flip"), ({"n_steps": 10, "t_sampling": "log"}, "t_sampling"),
+    ({"n_steps": 10, "lr_schedule": "linear"}, "lr_schedule"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kwargs)
+
+
+def test_learning_rate_schedules():
+    const = TrainConfig(n_steps=100, lr=2e-3)
+    assert all(learning_rate(const, s, 100) == 2e-3 for s in (0, 50, 99))
+    cos = TrainConfig(n_steps=100, lr=2e-3, lr_schedule="cosine")
+    assert learning_rate(cos, 0, 100) == 2e-3
+    assert learning_rate(cos, 50, 100) == pytest.approx(1e-3, rel=1e-12)
+    assert learning_rate(cos, 99, 100) == pytest.approx(0.5 * 2e-3 * (1 + math.cos(math.pi * 0.99)), rel=1e-12)
+    assert learning_rate(cos, 99, 100) < 1e-6
+    lrs = [learning_rate(cos, s, 100) for s in range(100)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_training_uses_the_schedule(monkeypatch):
+    """The optimiser sees the scheduled learning rate at every step."""
+    seen, real_step = [], torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    config = TrainConfig(n_steps=8, lr=1e-2, batch_size=4, lr_schedule="cosine")
+    train_score_model(_small_net(), ve(), torch.randn(16, 2), config, make_generator(0))
+    assert seen == [learning_rate(config, s, 8) for s in range(8)]
 
 
 def test_bad_arguments():
@@ -291,10 +319,12 @@ def test_resume_is_bitwise_identical(tmp_path):
     assert list(tmp_path.iterdir()) == [tmp_path / CHECKPOINT_NAME]  # no temporary files left behind
 
 
-def test_resume_after_a_crash(tmp_path, monkeypatch):
+@pytest.mark.parametrize("config", [RESUME, TrainConfig(**{**RESUME.__dict__, "lr_schedule": "cosine",
+                                                              "t_sampling": "mixture"})], ids=["constant", "cosine"])
+def test_resume_after_a_crash(tmp_path, monkeypatch, config):
     sde = ve()
     gen_ref = make_generator(3)
-    ref = train_score_model(_small_net(), sde, RESUME_DATA, RESUME, gen_ref)
+    ref = train_score_model(_small_net(), sde, RESUME_DATA, config, gen_ref)
     real, calls = train_mod.dsm_loss, []
 
     def crash_at_13(*args, **kwargs):
@@ -305,10 +335,10 @@ def test_resume_after_a_crash(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_mod, "dsm_loss", crash_at_13)
     with pytest.raises(KeyboardInterrupt):
-        train_score_model(_small_net(), sde, RESUME_DATA, RESUME, make_generator(3), checkpoint_dir=tmp_path)
+        train_score_model(_small_net(), sde, RESUME_DATA, config, make_generator(3), checkpoint_dir=tmp_path)
     monkeypatch.setattr(train_mod, "dsm_loss", real)
     gen = make_generator(3)
-    resumed = train_score_model(_small_net(), sde, RESUME_DATA, RESUME, gen, checkpoint_dir=tmp_path)
+    resumed = train_score_model(_small_net(), sde, RESUME_DATA, config, gen, checkpoint_dir=tmp_path)
     assert resumed.info["resumed_from"] == 10  # the last checkpoint before the crash
     _assert_identical(ref, resumed, gen_ref, gen)
 
