@@ -1,4 +1,4 @@
-"""Tests of lib.cache: round trip, keys, provenance, corrupt entries, atomic writes, cache root."""
+"""Tests of lib.infra.cache: round trip, keys, provenance, corrupt entries, atomic writes, cache root."""
 import dataclasses
 import hashlib
 import json
@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import lib
-from lib import cache as cache_mod
-from lib.cache import ArtefactCache, CacheWarning, default_root
+from lib.infra import cache as cache_mod
+from lib.infra.cache import ArtefactCache, CacheWarning, default_root
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +107,7 @@ def test_key_stable_and_order_independent(cache):
 
 
 def test_key_same_in_another_process(cache):
-    code = ("import torch, dataclasses; from lib.cache import ArtefactCache\n"
+    code = ("import torch, dataclasses; from lib.infra.cache import ArtefactCache\n"
             "@dataclasses.dataclass(frozen=True)\nclass Schedule:\n    sigma: float = 10.0\n    T: float = 1.0\n"
             "p = {'name': 've', 'shape': (4, 4), 'eps': 1e-3, 'n': 1000, 'dtype': torch.float64, 'sde': Schedule()}\n"
             "print(ArtefactCache('.').key('ensemble', p))")
@@ -287,7 +287,7 @@ def test_default_root_outside_checkout(monkeypatch, tmp_path):
 
 
 def test_code_fingerprint_covers_the_python_sources_only(tmp_path):
-    from lib.cache import code_fingerprint
+    from lib.infra.cache import code_fingerprint
 
     def package(name, files):
         folder = tmp_path / name
@@ -303,7 +303,7 @@ def test_code_fingerprint_covers_the_python_sources_only(tmp_path):
 
 
 def test_key_includes_the_code_fingerprint(tmp_path, monkeypatch):
-    import lib.cache as cache_mod
+    import lib.infra.cache as cache_mod
 
     cache = cache_mod.ArtefactCache(tmp_path)
     before = cache.key("k", {"a": 1})

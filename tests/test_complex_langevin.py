@@ -1,4 +1,4 @@
-"""Tests of lib.complex_langevin: models, exact values (tables T3, T4), the CL update, runs and guards."""
+"""Tests of lib.physics.complex_langevin: models, exact values (tables T3, T4), the CL update, runs and guards."""
 import math
 
 import numpy as np
@@ -6,21 +6,20 @@ import pytest
 import torch
 from scipy import linalg
 
-import lib._random
+import lib.core.random
 from lib import stats
-from lib._checks import NonFiniteError
-from lib._random import make_generator
-from lib.complex_langevin import (
-    GaussianModel,
-    QuarticModel,
+from lib.core.checks import NonFiniteError
+from lib.core.random import make_generator
+from lib.physics.cl_models import GaussianModel, QuarticModel, quadrature_moments
+from lib.physics.complex_langevin import (
     RunawayError,
     adaptive_step,
-    cached_sample_xy,
     cl_step,
     complex_langevin,
-    quadrature_moments,
     sample_xy,
+    xy_to_complex,
 )
+from lib.recipes.complex_langevin import cached_sample_xy
 
 N_SIGMA = 4.5
 
@@ -142,7 +141,7 @@ def test_cl_step_exact_with_patched_noise(monkeypatch):
         value = 0.3 if len(calls) % 2 else -0.7
         return torch.full(like.shape, value, dtype=like.real.dtype, device=like.device)
 
-    monkeypatch.setattr(lib._random, "standard_normal", fake_normal)
+    monkeypatch.setattr(lib.core.random, "standard_normal", fake_normal)
     z = torch.tensor([0.5 + 0.25j, -1.0 + 0.0j], dtype=torch.complex128)
     K = torch.tensor([1.0 - 2.0j, 0.5 + 0.5j], dtype=torch.complex128)
     eps = torch.tensor([0.01, 0.04], dtype=torch.float64)
@@ -164,7 +163,7 @@ def test_complex_langevin_run_matches_manual_loop(monkeypatch):
     def fake_normal(like, generator=None):
         return next(noises).reshape(like.shape)
 
-    monkeypatch.setattr(lib._random, "standard_normal", fake_normal)
+    monkeypatch.setattr(lib.core.random, "standard_normal", fake_normal)
     model = QuarticModel(1.0, 1.0, 1.0)
     z0 = torch.tensor([0.1, -0.2, 0.3, 0.0], dtype=torch.float64)
     run = complex_langevin(model, z0, 0.05, 6, n_therm=4, record_every=3)
@@ -345,7 +344,7 @@ def test_complex_noise_gaussian_still_correct():
 
 
 def test_cached_sample_xy_stores_and_reuses(tmp_path, monkeypatch):
-    from lib.cache import ArtefactCache
+    from lib.infra.cache import ArtefactCache
 
     store = ArtefactCache(tmp_path)
     model = GaussianModel(1.0, 1.0)
@@ -361,7 +360,7 @@ def test_cached_sample_xy_stores_and_reuses(tmp_path, monkeypatch):
     def boom(*args, **kw):
         raise AssertionError("recomputed a cached run")
 
-    monkeypatch.setattr("lib.complex_langevin.sample_xy", boom)
+    monkeypatch.setattr("lib.physics.complex_langevin.sample_xy", boom)
     again = cached_sample_xy(model, 64, 30, 0.01, seed=3, **kwargs)
     assert torch.equal(again["xy"], first["xy"])
     with pytest.raises(AssertionError, match="recomputed"):
@@ -370,3 +369,12 @@ def test_cached_sample_xy_stores_and_reuses(tmp_path, monkeypatch):
         cached_sample_xy(QuarticModel(1.0, 1.0, 1.0), 64, 30, 0.01, seed=3, **kwargs)
     with pytest.raises(ValueError, match="seed"):
         cached_sample_xy(model, 64, 30, 0.01, seed=1.5, **kwargs)
+
+
+def test_xy_to_complex():
+    xy = torch.tensor([[[1.0, 2.0], [3.0, -4.0]]], dtype=torch.float32)
+    z = xy_to_complex(xy)
+    assert z.dtype == torch.complex128 and z.shape == (1, 2)
+    assert z.tolist() == [[1 + 2j, 3 - 4j]]
+    with pytest.raises(ValueError, match="last axis of length 2"):
+        xy_to_complex(torch.zeros(3, 3))

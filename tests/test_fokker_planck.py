@@ -1,12 +1,13 @@
-"""Tests of lib.fokker_planck: Hermite-function solution of the stationary CL Fokker-Planck equation."""
+"""Tests of lib.physics.fokker_planck: Hermite-function solution of the stationary CL Fokker-Planck equation."""
 import math
 
 import numpy as np
 import pytest
 
-from lib._random import make_generator
-from lib.complex_langevin import GaussianModel, QuarticModel, sample_xy
-from lib.fokker_planck import (
+from lib.core.random import make_generator
+from lib.physics.cl_models import GaussianModel, QuarticModel
+from lib.physics.complex_langevin import sample_xy
+from lib.physics.fokker_planck import (
     default_scales,
     drift_monomials,
     fp_operator,
@@ -43,7 +44,7 @@ def test_hermite_integrals(p):
 @pytest.mark.parametrize("power,derivative", [(3, True), (3, False), (2, True), (0, True)])
 def test_truncated_products_are_exact_matrix_elements(power, derivative):
     # <psi_j(x/s)| d/dx^derivative x^power |psi_m(x/s)> / s by quadrature, for every j, m < n (incl. the last rows)
-    from lib.fokker_planck import _factor
+    from lib.physics.fokker_planck import _factor
 
     n, s = 8, 0.6
     x = np.linspace(-15, 15, 30001)

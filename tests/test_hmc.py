@@ -1,15 +1,16 @@
-"""Tests of lib.hmc: integrators (reversibility, energy-error scaling), the Metropolis step
+"""Tests of lib.physics.hmc: integrators (reversibility, energy-error scaling), the Metropolis step
 (<exp(-dH)> = 1), bookkeeping (records, kept configurations, acceptance), randomness through
-lib._random, non-finite runs and bad input."""
+lib.core.random, non-finite runs and bad input."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from lib import _random, hmc, phi4
-from lib._checks import NonFiniteError
-from lib._random import make_generator
+from lib.core import random as _random
+from lib.physics import hmc, phi4
+from lib.core.checks import NonFiniteError
+from lib.core.random import make_generator
 
 F64 = torch.float64
 
@@ -135,7 +136,7 @@ def test_records_kept_configurations_and_reproducibility():
 
 
 def test_momenta_come_from_lib_random(monkeypatch):
-    """All Gaussian noise goes through lib._random.standard_normal: zero momenta at a stationary
+    """All Gaussian noise goes through lib.core.random.standard_normal: zero momenta at a stationary
     point leave the field exactly where it is, with dH = 0 and every trajectory accepted."""
     calls = []
 
@@ -164,7 +165,7 @@ def test_per_chain_accept_reject():
 
 def test_authors_ensemble_is_the_vectorised_protocol():
     p = phi4.Phi4Params(L=4, kappa=0.21, lam=0.022)
-    out = hmc.authors_ensemble(p, 5, make_generator(27), n_traj=3, step=0.05, n_steps=4)
+    out = hmc.chain_ends(p, 5, make_generator(27), n_traj=3, step=0.05, n_steps=4)
     gen = make_generator(27)
     ref = hmc.hmc(p, phi4.hot_start(p, 5, gen), 3, 0.05, 4, gen, record_every=0).phi
     assert out.shape == (5, 4, 4) and torch.equal(out, ref)

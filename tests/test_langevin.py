@@ -1,4 +1,4 @@
-"""Tests of lib.langevin: the update formula, the stationary distribution and its O(eps) bias, shapes, bad input."""
+"""Tests of lib.physics.langevin: the update formula, the stationary distribution and its O(eps) bias, shapes, bad input."""
 from __future__ import annotations
 
 import math
@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-import lib._random
+import lib.core.random
 from lib import stats
-from lib._checks import NonFiniteError
-from lib.langevin import LangevinRun, langevin, langevin_step
-from lib.toy import QuarticOscillator
+from lib.core.checks import NonFiniteError
+from lib.physics.langevin import LangevinRun, langevin, langevin_step
+from lib.physics.toy import QuarticOscillator
 
 N_SIGMA = 4.0
 
@@ -21,7 +21,7 @@ def gaussian_force(x):
 
 
 class FakeNoise:
-    """Deterministic stand-in for lib._random.standard_normal: call k returns 0.1 k + 0.01 * index."""
+    """Deterministic stand-in for lib.core.random.standard_normal: call k returns 0.1 k + 0.01 * index."""
 
     def __init__(self):
         self.calls = 0
@@ -35,7 +35,7 @@ class FakeNoise:
 # --------------------------------------------------------------------------- update formula
 def test_update_formula_exact(monkeypatch):
     noise = FakeNoise()
-    monkeypatch.setattr(lib._random, "standard_normal", noise)
+    monkeypatch.setattr(lib.core.random, "standard_normal", noise)
     q = QuarticOscillator(m2=0.5, lam=0.3)
     x0 = torch.tensor([[0.2, -1.0], [1.5, 0.0], [-0.3, 0.7]], dtype=torch.float64)
     eps, n_therm, n_steps = 0.05, 2, 3
@@ -53,7 +53,7 @@ def test_update_formula_exact(monkeypatch):
     torch.testing.assert_close(run.records["x"], torch.stack(records), rtol=1e-14, atol=1e-14)
     torch.testing.assert_close(run.t, eps * torch.arange(n_therm, n_therm + n_steps + 1, dtype=torch.float64))
     # a single step
-    monkeypatch.setattr(lib._random, "standard_normal", lambda like, generator=None: torch.ones_like(like))
+    monkeypatch.setattr(lib.core.random, "standard_normal", lambda like, generator=None: torch.ones_like(like))
     torch.testing.assert_close(langevin_step(gaussian_force, x0, eps), x0 * (1 - eps) + math.sqrt(2 * eps))
 
 

@@ -1,4 +1,4 @@
-"""Tests of lib.lattice_nets: shapes and dtypes, exact translation equivariance (CNN: every shift; U-Net: shifts by
+"""Tests of lib.diffusion.lattice_nets: shapes and dtypes, exact translation equivariance (CNN: every shift; U-Net: shifts by
 multiples of 2**(levels-1)), exact odd symmetry, the 1/sqrt(Xi) output scaling, deterministic initialisation without
 global random state, validation of configs and shapes, gradients and the denoising score matching loss."""
 import dataclasses
@@ -6,10 +6,10 @@ import dataclasses
 import pytest
 import torch
 
-from lib._random import make_generator
-from lib.lattice_nets import LatticeNetConfig, LatticeScoreNet, build_lattice_net
-from lib.sde import ve, vp
-from lib.train import dsm_loss
+from lib.core.random import make_generator
+from lib.diffusion.lattice_nets import LatticeNetConfig, LatticeScoreNet, build_lattice_net
+from lib.diffusion.sde import ve, vp
+from lib.diffusion.training import dsm_loss
 
 # Small networks so that the whole file runs in seconds on one thread.
 CNN = LatticeNetConfig(kind="cnn", channels=(8, 8), embed_dim=16)

@@ -1,15 +1,15 @@
-"""Tests of lib.likelihood: exact divergence against Jacobian traces, Hutchinson unbiasedness, and the probability-flow
+"""Tests of lib.diffusion.likelihood: exact divergence against Jacobian traces, Hutchinson unbiasedness, and the probability-flow
 log-likelihood against the exact log density of Gaussian and two-peak targets under VE and VP."""
 import math
 
 import pytest
 import torch
 
-from lib._checks import NonFiniteError
-from lib._random import make_generator
-from lib.likelihood import Likelihood, divergence, log_likelihood
-from lib.sde import LinearBetaNoise, ve, vp
-from lib.toy import GaussianMixture
+from lib.core.checks import NonFiniteError
+from lib.core.random import make_generator
+from lib.diffusion.likelihood import Likelihood, divergence, log_likelihood
+from lib.diffusion.sde import LinearBetaNoise, ve, vp
+from lib.physics.toy import GaussianMixture
 
 
 def _mlp(d_in, seed=0):

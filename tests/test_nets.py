@@ -1,15 +1,15 @@
-"""Tests of lib.nets: shapes, dtypes, exact odd symmetry, the 1/sqrt(Xi) output scaling, deterministic
+"""Tests of lib.diffusion.nets: shapes, dtypes, exact odd symmetry, the 1/sqrt(Xi) output scaling, deterministic
 initialisation without global random state, config validation and the adapter for the backward sampler."""
 import math
 
 import pytest
 import torch
 
-from lib._random import make_generator
-from lib.cache import ArtefactCache
-from lib.nets import GaussianFourierEmbedding, MLPConfig, ScoreMLP, build_mlp, rescaled_score_fn, score_fn
-from lib.sde import ve, vp
-from lib.solvers import backward_em
+from lib.core.random import make_generator
+from lib.infra.cache import ArtefactCache
+from lib.diffusion.nets import GaussianFourierEmbedding, MLPConfig, ScoreMLP, build_mlp, rescaled_score_fn, score_fn
+from lib.diffusion.sde import ve, vp
+from lib.diffusion.solvers import backward_em
 
 SHAPES = [(7,), (7, 2), (7, 3, 3)]
 

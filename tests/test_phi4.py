@@ -1,6 +1,6 @@
-"""Tests of lib.phi4 (action, force, starts), lib.observables and lib.normalise.
+"""Tests of lib.physics.phi4 (action, force, starts), lib.physics.observables and lib.diffusion.normalise.
 
-Physics checks run HMC (lib.hmc) against exact results: the decoupled-site limit kappa = 0
+Physics checks run HMC (lib.physics.hmc) against exact results: the decoupled-site limit kappa = 0
 (quadrature) and the free field lambda = 0 (exact lattice propagator).  Errors come from
 per-chain means over independent chains, so autocorrelations are accounted for.
 """
@@ -12,9 +12,11 @@ import pytest
 import torch
 from scipy import integrate
 
-from lib import hmc, normalise, observables, phi4, stats
-from lib._checks import NonFiniteError
-from lib._random import make_generator
+from lib import stats
+from lib.diffusion import normalise
+from lib.physics import hmc, observables, phi4
+from lib.core.checks import NonFiniteError
+from lib.core.random import make_generator
 
 F64 = torch.float64
 

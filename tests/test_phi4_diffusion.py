@@ -1,19 +1,24 @@
-"""Tests of lib.phi4_diffusion: recipes, training and generation through the cache, resume, the forward flow."""
+"""Tests of lib.recipes.phi4_diffusion: recipes, training and generation through the cache, resume, the forward flow."""
 import math
 
 import pytest
 import torch
 
-from lib import lattice_nets, phi4, train
-from lib import phi4_diffusion as dm
-from lib import phi4_ensembles as pe
-from lib._random import make_generator
-from lib.cache import ArtefactCache
-from lib.sde import ve
+from functools import partial
+
+from lib import stats
+from lib.diffusion import lattice_nets, solvers, training
+from lib.physics import observables
+from lib.physics import phi4
+from lib.recipes import phi4_diffusion as dm
+from lib.recipes import phi4_ensembles as pe
+from lib.core.random import make_generator
+from lib.infra.cache import ArtefactCache
+from lib.diffusion.sde import ve
 
 P = phi4.Phi4Params(4, 0.21, 0.022)
 NET = lattice_nets.LatticeNetConfig(kind="cnn", channels=(4,), embed_dim=8)
-TRAIN = train.TrainConfig(n_steps=5, lr=1e-3, batch_size=8, augment_flip=True, ema_decay=0.9)
+TRAIN = training.TrainConfig(n_steps=5, lr=1e-3, batch_size=8, augment_flip=True, ema_decay=0.9)
 
 
 def chain(seed=1, params=P, **kw):
@@ -119,11 +124,12 @@ def test_generate_resumes_after_an_interruption(tmp_path, monkeypatch):
     torch.testing.assert_close(resumed["power_sums"], reference["power_sums"])
 
 
-def test_marginal_flow_matches_the_kernel():
+def test_forward_marginal_power_records_match_the_kernel():
     sde = ve(25.0)
     x0 = 0.5 * torch.randn(4000, 4, 4, generator=make_generator(0), dtype=torch.float64)
     t = torch.tensor([0.0, 0.3, 0.6], dtype=torch.float64)
-    out = dm.marginal_flow(sde, x0, t, make_generator(1))
+    out = solvers.forward_marginals(sde, x0, t, make_generator(1),
+                                    observe=partial(observables.pooled_power_records, spectrum_squares=True)).records
     g = out["spectrum_sum"] / x0.shape[0]
     err = torch.sqrt((out["spectrum_sq_sum"] / x0.shape[0] - g**2) / (x0.shape[0] - 1))
     expected = g[0] + sde.xi(t)[:, None, None]
@@ -145,7 +151,7 @@ def test_effective_action_runs_and_refuses_training_data(tmp_path):
     assert out["S"].shape == (4,) and out["minus_log_q"].shape == (4,)
     assert torch.isfinite(out["minus_log_q"]).all() and out["nfev"] > 0
     torch.testing.assert_close(out["S"], phi4.action(
-        pe.configurations(pe.compute(chain(seed=2), cache=cache))[:4].double(), P))
+        pe.configurations(pe.ensemble(chain(seed=2), cache=cache))[:4].double(), P))
 
 
 def test_book_specs_both_scales_and_paper_unet_smoke():
@@ -155,20 +161,20 @@ def test_book_specs_both_scales_and_paper_unet_smoke():
     assert sum(s.n_chains * (s.n_traj // s.keep_every) for s in paper["k0.21"].ensembles) >= 5120
     # the paper-scale network runs on a 32 x 32 batch and is odd
     spec = paper["k0.4"]
-    net = lattice_nets.build_lattice_net(spec.net, dm.scheme(spec), generator=make_generator(0))
+    net = lattice_nets.build_lattice_net(spec.net, dm.forward_sde(spec), generator=make_generator(0))
     x = torch.randn(2, 32, 32, generator=make_generator(1))
     with torch.no_grad():
         s = net(x, 0.5)
         assert s.shape == x.shape and torch.equal(net(-x, 0.5), -s)
 
 
-def test_record_cumulants_and_kept_magnetisation(tmp_path):
+def test_cumulants_from_power_records_and_kept_magnetisation(tmp_path):
     x = torch.randn(5000, 2, 2, generator=make_generator(4), dtype=torch.float64)
-    sums = dm._observe(x)["power_sums"][None]
-    k = dm.record_cumulants(sums)
+    sums = observables.pooled_power_records(x, dm.MOMENT_ORDER)["power_sums"][None]
+    k = stats.cumulants_from_power_sums(sums)
     assert k.shape == (1, dm.MOMENT_ORDER + 1)
     assert abs(k[0, 2] - float(x.var())) < 1e-3 and abs(k[0, 4]) < 0.2
-    data = pe.compute(chain(), cache=ArtefactCache(tmp_path))
+    data = pe.ensemble(chain(), cache=ArtefactCache(tmp_path))
     m = pe.kept_magnetisation(data)
     assert m.shape == data["configs"].shape[:2]
     torch.testing.assert_close(m[-1], data["M"][-1].to(m.dtype))

@@ -1,12 +1,12 @@
-"""Tests of lib.phi4_ensembles (cached HMC ensembles) and lib.observables.site_cumulant_ratios."""
+"""Tests of lib.recipes.phi4_ensembles (cached HMC ensembles) and lib.physics.observables.site_cumulant_ratios."""
 import numpy as np
 import pytest
 import torch
 
-from lib import hmc, observables, phi4
-from lib import phi4_ensembles as pe
-from lib._random import make_generator
-from lib.cache import ArtefactCache
+from lib.physics import hmc, observables, phi4
+from lib.recipes import phi4_ensembles as pe
+from lib.core.random import make_generator
+from lib.infra.cache import ArtefactCache
 
 P = phi4.Phi4Params(6, 0.21, 0.022)
 
@@ -45,26 +45,26 @@ def test_cold_start_value_is_used():
 
 
 def test_run_authors_equals_authors_ensemble():
-    spec = pe.AuthorsSpec(P, n_configs=5, seed=3, n_traj=3, n_steps=5, step=0.05, batch=2)
-    data = pe.run_authors(spec)
+    spec = pe.ChainEndsSpec(P, n_configs=5, seed=3, n_traj=3, n_steps=5, step=0.05, batch=2)
+    data = pe.run_chain_ends(spec)
     gen = make_generator(3, None)
-    parts = [hmc.authors_ensemble(P, n, gen, n_traj=3, step=0.05, n_steps=5) for n in (2, 2, 1)]
+    parts = [hmc.chain_ends(P, n, gen, n_traj=3, step=0.05, n_steps=5) for n in (2, 2, 1)]
     torch.testing.assert_close(data["configs"], torch.cat(parts).float())
     assert data["M"].shape == (3, 5)
     torch.testing.assert_close(data["M"][-1], torch.cat(parts).mean(dim=(1, 2)))
     assert 0.0 <= data["acceptance"] <= 1.0
 
 
-def test_compute_caches_with_provenance(tmp_path):
+def test_ensemble_caches_with_provenance(tmp_path):
     cache = ArtefactCache(tmp_path)
     spec = small_chain_spec()
-    first = pe.compute(spec, cache=cache)
+    first = pe.ensemble(spec, cache=cache)
     prov = cache.provenance(pe.KIND_CHAINS, {"spec": spec})
     assert prov is not None and prov["seed"] == spec.seed
-    again = pe.compute(spec, cache=cache)
+    again = pe.ensemble(spec, cache=cache)
     torch.testing.assert_close(first["configs"], again["configs"])
     # a changed parameter is a different entry
-    other = pe.compute(small_chain_spec(seed=6), cache=cache)
+    other = pe.ensemble(small_chain_spec(seed=6), cache=cache)
     assert not torch.equal(other["configs"], first["configs"])
 
 
@@ -92,7 +92,7 @@ def test_book_specs_and_bad_input():
     with pytest.raises(ValueError, match="keep_every"):
         small_chain_spec(keep_every=0)
     with pytest.raises(ValueError, match="n_configs"):
-        pe.AuthorsSpec(P, n_configs=0, seed=1)
+        pe.ChainEndsSpec(P, n_configs=0, seed=1)
 
 
 def test_site_cumulant_ratios_two_peak_and_invariance():

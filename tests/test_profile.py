@@ -1,8 +1,8 @@
-"""lib.profile: scale, device and thread selection."""
+"""lib.infra.profile: scale, device and thread selection."""
 import pytest
 import torch
 
-from lib import profile
+from lib.infra import profile
 
 
 def test_defaults(monkeypatch):

@@ -1,11 +1,11 @@
-"""Tests of lib.report: value notation, reproduction tables, checks."""
+"""Tests of lib.infra.report: value notation, reproduction tables, checks."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from lib.report import CheckFailed, Checks, ReproTable, format_value, parse_value
+from lib.infra.report import CheckFailed, Checks, ReproTable, format_value, parse_value
 
 
 @pytest.mark.parametrize("text, value, error", [

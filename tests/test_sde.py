@@ -1,4 +1,4 @@
-"""Tests of lib.sde: exact schedule formulas against quadrature, shapes, statistics of the kernel, bad input."""
+"""Tests of lib.diffusion.sde: exact schedule formulas against quadrature, shapes, statistics of the kernel, bad input."""
 import dataclasses
 import math
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from lib import _random
-from lib._random import make_generator
-from lib.sde import ExponentialNoise, LinearBetaNoise, LinearDriftSDE, interpolating, ve, vp
+from lib.core import random as _random
+from lib.core.random import make_generator
+from lib.diffusion.sde import ExponentialNoise, LinearBetaNoise, LinearDriftSDE, interpolating, ve, vp
 
 # (sde, g^2 written out independently of lib) for the quadrature tests
 CASES = {

@@ -1,4 +1,4 @@
-"""Tests of lib.solvers: exact update rules with monkeypatched noise, records, shapes, bad input, and statistics
+"""Tests of lib.diffusion.solvers: exact update rules with monkeypatched noise, records, shapes, bad input, and statistics
 (forward variance against Xi(t) + var0 f^2, backward process with the exact Gaussian score regenerating the target)."""
 import math
 
@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from lib import _random
-from lib._checks import NonFiniteError
-from lib._random import make_generator
-from lib import solvers
-from lib.sde import LinearBetaNoise, LinearDriftSDE, interpolating, ve, vp
-from lib.solvers import (Trajectory, authors_grid, backward_em, backward_grid, backward_solve, em_step, forward_em,
-                         heun_step, probability_flow_ivp)
+from lib.core import random as _random
+from lib.core.checks import NonFiniteError
+from lib.core.random import make_generator
+from lib.diffusion import grids
+from lib.diffusion.sde import LinearBetaNoise, LinearDriftSDE, interpolating, ve, vp
+from lib.diffusion.solvers import (Trajectory, backward_em, backward_solve, em_step, forward_em, forward_marginals,
+                                   heun_step, probability_flow_ivp)
 
 SHAPES = [(6,), (6, 2), (6, 3, 3)]
 
@@ -20,7 +20,7 @@ SHAPES = [(6,), (6, 2), (6, 3, 3)]
 
 
 class FakeNoise:
-    """Replacement for lib._random.standard_normal: known noise tensors, one per call, with a call log."""
+    """Replacement for lib.core.random.standard_normal: known noise tensors, one per call, with a call log."""
 
     def __init__(self, seed=123, fail_on=None):
         self.gen, self.calls, self.fail_on = torch.Generator().manual_seed(seed), [], fail_on
@@ -44,12 +44,19 @@ def _gauss_score(sde, s0):
 
 
 # --- grid and single step ---------------------------------------------------------------------------------------------
-def test_authors_grid():
-    grid = authors_grid()
-    assert grid.dtype == torch.float64 and grid.shape == (1000,)
+def test_uniform_evaluations_is_the_authors_grid():
+    tg = grids.uniform_evaluations(ve())
+    grid = tg.t_eval
+    assert grid.dtype == torch.float64 and grid.shape == (1000,) and tg.t.shape == (1001,) and tg.n_steps == 1000
     assert float(grid[0]) == 1.0 and float(grid[-1]) == pytest.approx(1e-3, rel=1e-12)
     assert float(grid[0] - grid[1]) == pytest.approx(1e-3, rel=1e-9)  # the authors' dt: last step ends at t ~ 0
-    torch.testing.assert_close(authors_grid(5, T=2.0, t_end=0.4), torch.tensor([2.0, 1.6, 1.2, 0.8, 0.4], dtype=torch.float64))
+    small = grids.uniform_evaluations(ve(T=2.0), 5, t_end=0.4)
+    torch.testing.assert_close(small.t_eval, torch.tensor([2.0, 1.6, 1.2, 0.8, 0.4], dtype=torch.float64))
+    torch.testing.assert_close(small.t, torch.tensor([2.0, 1.6, 1.2, 0.8, 0.4, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(small.h, torch.full((5,), 0.4, dtype=torch.float64))
+    for bad in ({"n_steps": 1}, {"n_steps": 5, "t_end": 0.0}, {"n_steps": 5, "t_end": 2.0}):
+        with pytest.raises(ValueError):
+            grids.uniform_evaluations(ve(T=2.0), **bad)
 
 
 def test_em_step(monkeypatch):
@@ -128,7 +135,7 @@ def test_records():
 
     back = backward_em(sde, lambda x, t: -x, run.x, n_steps=10, generator=make_generator(1), t_end=0.1,
                        observe=observe, record_every=4)
-    grid, dt = authors_grid(10, 1.0, 0.1), 0.1
+    grid, dt = grids.uniform_evaluations(sde, 10, 0.1).t_eval, 0.1
     torch.testing.assert_close(back.t, torch.stack([grid[0], grid[3] - dt, grid[7] - dt, grid[9] - dt]))
     torch.testing.assert_close(back.records["m2"][-1], (back.x**2).mean())
 
@@ -171,7 +178,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"t_end must lie in \(0, T\)"):
         backward_em(sde, lambda x, t: x, x, t_end=1.0)
     with pytest.raises(ValueError, match="t_end must be > 0"):
-        authors_grid(10, 1.0, 0.0)
+        grids.uniform_evaluations(sde, 10, 0.0)
     with pytest.raises(ValueError, match="score must be a tensor of the shape of x"):
         backward_em(sde, lambda x, t: x[:, 0], x, n_steps=5)
     with pytest.raises(ValueError, match="score must be a callable"):
@@ -190,7 +197,7 @@ def test_non_finite_during_backward_run():
     def score(x, t):  # blows up below t = 0.5
         return torch.where(t[:, None] < 0.5, torch.full_like(x, float("nan")), -x)
 
-    with pytest.raises(NonFiniteError, match=r"backward_em: x became non-finite at step 7 of 10 \(t = 0.4\)"):
+    with pytest.raises(NonFiniteError, match=r"backward_solve\(euler\): x became non-finite at step 7 of 10 \(t = 0.3\)"):
         backward_em(vp(), score, torch.zeros(5, 2), n_steps=10, generator=make_generator(0), t_end=0.1)
     assert issubclass(NonFiniteError, ValueError)
 
@@ -231,7 +238,7 @@ def test_forward_em_moments_match_kernel(c):
 def _em_backward_variance(sde, s0, v_T, n_steps=1000, t_end=1e-3, flow=False):
     """Exact variance after the authors' sampler for the target N(0, s0^2) with the exact score, started from
     N(0, v_T): the update is linear, x' = a x + g sqrt(dt) z with a = 1 + (c g^2 / 2 - w g^2 / V(t)) dt."""
-    grid = authors_grid(n_steps, sde.T, t_end).tolist()
+    grid = grids.uniform_evaluations(sde, n_steps, t_end).t_eval.tolist()
     dt, v, w = grid[0] - grid[1], v_T, 0.5 if flow else 1.0
     for i, t in enumerate(grid):
         g2, V = float(sde.g2(t)), s0**2 * float(sde.f(t)) ** 2 + float(sde.xi(t))
@@ -280,12 +287,37 @@ def test_probability_flow_maps_marginal_at_T_to_target(name):
 
 
 # --- better integrators: stochastic Heun, Heun ODE, adaptive RK45 ----------------------------------------------------
-def test_backward_grid():
-    torch.testing.assert_close(backward_grid(3, T=1.0, t_end=0.1), torch.tensor([1.0, 0.7, 0.4, 0.1], dtype=torch.float64))
-    assert backward_grid(1, t_end=0.0).tolist() == [1.0, 0.0]
+def test_uniform_states_grid():
+    tg = grids.uniform_states(ve(), 3, t_end=0.1)
+    torch.testing.assert_close(tg.t, torch.tensor([1.0, 0.7, 0.4, 0.1], dtype=torch.float64))
+    torch.testing.assert_close(tg.t_eval, tg.t[:-1])
+    torch.testing.assert_close(tg.h, tg.t[:-1] - tg.t[1:])
+    assert grids.uniform_states(ve(), 1, t_end=0.0).t.tolist() == [1.0, 0.0] and tg.t_end == pytest.approx(0.1)
     for bad in ({"n_steps": 0}, {"n_steps": 3, "t_end": 1.0}, {"n_steps": 3, "t_end": -0.1}):
         with pytest.raises(ValueError):
-            backward_grid(**bad)
+            grids.uniform_states(ve(), **bad)
+
+
+def test_backward_solve_takes_a_grid_value():
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="TimeGrid"):
+        backward_solve(ve(), lambda x, t: -x, x, 10)
+    with pytest.raises(ValueError, match="evaluation times"):  # Heun needs evaluations at the states' times
+        backward_solve(ve(), lambda x, t: -x, x, grids.uniform_evaluations(ve(), 10), "heun")
+    with pytest.raises(ValueError, match="spacing"):
+        grids.build(ve(), "log", 5, 1e-4)
+
+
+def test_forward_marginals_records_at_the_given_times():
+    sde = vp(10.0)
+    x0 = torch.ones(4000, 2, dtype=torch.float64)
+    run = forward_marginals(sde, x0, [0.0, 0.5, 1.0], make_generator(3),
+                            observe=lambda x: {"mean": x.mean(), "var": x.var()})
+    torch.testing.assert_close(run.t, torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64))
+    for j, t in enumerate((0.0, 0.5, 1.0)):
+        f, xi = float(sde.f(t)), float(sde.xi(t))
+        assert abs(float(run.records["mean"][j]) - f) <= 5 * math.sqrt(max(xi, 1e-12) / 8000) + 1e-12
+        assert abs(float(run.records["var"][j]) - xi) <= 5 * xi * math.sqrt(2 / 7999) + 1e-12
 
 
 def test_heun_step_formula():
@@ -316,7 +348,7 @@ def test_backward_solve_update_formula(monkeypatch, c, method, flow):
         return -2.0 * x + 0.3 * t[:, None]
 
     x_T = torch.tensor([[0.3, -1.2], [2.0, 0.1]], dtype=torch.float64)
-    out = backward_solve(sde, score, x_T, n_steps=3, method=method, t_end=0.1, probability_flow=flow)
+    out = backward_solve(sde, score, x_T, grids.uniform_states(sde, 3, 0.1), method=method, probability_flow=flow)
     assert len(noise.calls) == (0 if flow else 3)
     w = 0.5 if flow else 1.0
 
@@ -348,7 +380,8 @@ def test_heun_ode_is_second_order_and_euler_first_order(name):
     V = lambda t: s0**2 * float(sde.f(t)) ** 2 + float(sde.xi(t))
     exact = math.sqrt(V(1e-3) / V(1.0))
     for method, order in (("heun", 2), ("euler", 1)):
-        err = [abs(float(backward_solve(sde, _gauss_score(sde, s0), x_T, n, method, probability_flow=True).x) - exact)
+        err = [abs(float(backward_solve(sde, _gauss_score(sde, s0), x_T, grids.uniform_states(sde, n, 1e-3), method,
+                                        probability_flow=True).x) - exact)
                for n in (200, 400, 800)]
         ratios = [err[0] / err[1], err[1] / err[2]]
         assert all(abs(r / 2**order - 1) < 0.15 for r in ratios), (method, ratios)
@@ -361,8 +394,9 @@ def test_stochastic_heun_beats_euler_maruyama_at_few_steps():
     x_T, _ = sde.sample_marginal(s0 * torch.randn(n, generator=make_generator(41), dtype=torch.float64), 1.0,
                                  make_generator(42))
     var = s0**2 + float(sde.xi(1e-3))
-    heun = backward_solve(sde, _gauss_score(sde, s0), x_T, 20, "heun", make_generator(43)).x
-    euler = backward_solve(sde, _gauss_score(sde, s0), x_T, 10, "euler", make_generator(44)).x
+    heun = backward_solve(sde, _gauss_score(sde, s0), x_T, grids.uniform_states(sde, 20), "heun", make_generator(43)).x
+    euler = backward_solve(sde, _gauss_score(sde, s0), x_T, grids.uniform_states(sde, 10), "euler", make_generator(44),
+                           noise_last=True).x
     sigma = var * math.sqrt(2 / (n - 1))
     assert abs(float(heun.var()) - var) <= 5 * sigma + 0.005 * var
     assert abs(float(euler.var()) - var) > 5 * sigma
@@ -383,14 +417,14 @@ def test_probability_flow_ivp_gaussian_flow_map():
 
 def test_karras_grid_is_uniform_in_xi_to_the_one_over_two_rho():
     sde = ve(25.0)
-    grid = solvers.karras_grid(sde, 40, t_end=1e-4, rho=7.0)
+    grid = grids.karras(sde, 40, t_end=1e-4, rho=7.0).t
     assert grid.dtype == torch.float64 and grid.shape == (41,)
     assert float(grid[0]) == 1.0 and float(grid[-1]) == 1e-4 and bool((grid[1:] < grid[:-1]).all())
     root = sde.xi(grid) ** (1 / 14)
     steps = root[1:] - root[:-1]
     torch.testing.assert_close(steps, steps.mean().expand_as(steps), rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="t_end"):
-        solvers.karras_grid(sde, 10, t_end=0.0)
+        grids.karras(sde, 10, t_end=0.0)
 
 
 def test_backward_solve_karras_heun_samples_a_narrow_gaussian():
@@ -402,9 +436,9 @@ def test_backward_solve_karras_heun_samples_a_narrow_gaussian():
     gen = make_generator(3)
     x_T = torch.randn(100_000, 1, generator=gen, dtype=torch.float64) * math.sqrt(v + float(sde.xi(1.0)))
     target = v + float(sde.xi(1e-4))
-    karras = solvers.backward_solve(sde, score, x_T, 50, generator=gen, t_end=1e-4, spacing="karras")
-    uniform = solvers.backward_solve(sde, score, x_T, 50, generator=gen, t_end=1e-4)
+    karras = backward_solve(sde, score, x_T, grids.karras(sde, 50, 1e-4), generator=gen)
+    uniform = backward_solve(sde, score, x_T, grids.uniform_states(sde, 50, 1e-4), generator=gen)
     assert abs(float(karras.x.var()) / target - 1) < 0.025  # statistical error 0.45%
     assert abs(float(uniform.x.var()) / target - 1) > 0.1
     with pytest.raises(ValueError, match="spacing"):
-        solvers.backward_solve(sde, score, x_T, 5, spacing="log")
+        grids.build(sde, "log", 5, 1e-4)

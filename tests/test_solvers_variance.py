@@ -1,13 +1,13 @@
-"""Tests of lib.solvers.backward_em_variance: the exact variance recursion of the backward Euler-Maruyama sampler
+"""Tests of lib.diffusion.solvers.backward_em_variance: the exact variance recursion of the backward Euler-Maruyama sampler
 for a linear score (kept apart from tests/test_solvers.py only to avoid concurrent edits; merge at will)."""
 import math
 
 import pytest
 import torch
 
-from lib._random import make_generator
-from lib.sde import interpolating, ve, vp
-from lib.solvers import backward_em, backward_em_variance
+from lib.core.random import make_generator
+from lib.diffusion.sde import interpolating, ve, vp
+from lib.diffusion.solvers import backward_em, backward_em_variance
 
 SCHEMES = {"ve": ve(10.0), "vp": vp(10.0), "c=0.5": interpolating(0.5, sigma=5.0)}
 V0 = 0.7  # target variance

@@ -10,7 +10,7 @@ import torch
 from scipy.signal import lfilter
 
 from lib import stats
-from lib._checks import NonFiniteError
+from lib.core.checks import NonFiniteError
 
 N_SIGMA = 5.0  # statistical tolerance of the sampling tests
 

@@ -1,4 +1,4 @@
-"""Tests of lib.toy: exact moments, cumulants, density and score of Gaussian mixtures; the quartic oscillator."""
+"""Tests of lib.physics.toy: exact moments, cumulants, density and score of Gaussian mixtures; the quartic oscillator."""
 from __future__ import annotations
 
 import math
@@ -8,8 +8,9 @@ import pytest
 import torch
 from scipy import integrate
 
-from lib import stats, toy
-from lib.toy import GaussianMixture, QuarticOscillator
+from lib import stats
+from lib.physics import toy
+from lib.physics.toy import GaussianMixture, QuarticOscillator
 
 N_SIGMA = 5.0
 
@@ -31,7 +32,7 @@ class VEStandIn:
 def _schedules():
     out = [pytest.param(VEStandIn(), id="ve-standin")]
     try:
-        from lib import sde
+        from lib.diffusion import sde
     except ImportError:  # lib/sde.py is written by another helper
         return out
     return out + [pytest.param(sde.ve(), id="ve"), pytest.param(sde.vp(), id="vp"),

@@ -1,4 +1,4 @@
-"""Tests of lib.train: the DSM loss against its analytic minimum for a Gaussian target, a short training run that
+"""Tests of lib.diffusion.training: the DSM loss against its analytic minimum for a Gaussian target, a short training run that
 learns the exact score, non-finite losses, config validation, epochs and augmentation, EMA, bitwise-identical resume
 from checkpoints, and the artefact-cache round trip of trained weights."""
 import math
@@ -8,14 +8,15 @@ import torch
 from scipy.integrate import quad
 from scipy.stats import kstest
 
-import lib.train as train_mod
-from lib._checks import NonFiniteError
-from lib._random import make_generator
-from lib.cache import ArtefactCache
-from lib.nets import MLPConfig, build_mlp, score_fn
-from lib.sde import ve, vp
-from lib.train import (CHECKPOINT_NAME, TrainConfig, dsm_loss, learning_rate, sample_times, train_score_model,
-                       trained_score_model)
+import lib.diffusion.training as train_mod
+from lib.core.checks import NonFiniteError
+from lib.core.random import make_generator
+from lib.infra.cache import ArtefactCache
+from lib.diffusion.nets import MLPConfig, build_mlp, score_fn
+from lib.diffusion.sde import ve, vp
+from lib.diffusion.losses import dsm_loss, sample_times
+from lib.diffusion.training import CHECKPOINT_NAME, TrainConfig, learning_rate, train_score_model
+from lib.recipes.cached_training import trained_score_model
 
 
 
@@ -272,7 +273,7 @@ def test_epochs_and_augmentation_visit_every_sample_once(monkeypatch):
         batch = torch.cat(seen[epoch * per_epoch:(epoch + 1) * per_epoch])
         assert torch.equal(batch[batch[:, 0].argsort()], both[both[:, 0].argsort()])
     assert not torch.equal(torch.cat(seen[:per_epoch]), torch.cat(seen[per_epoch:]))  # reshuffled each epoch
-    assert result.info["steps_per_epoch"] == per_epoch
+    assert result.steps == 2 * per_epoch and result.resumed_from is None
 
 
 def test_ema_update_rule():
@@ -311,11 +312,11 @@ def test_resume_is_bitwise_identical(tmp_path):
     assert len(first.losses) == 12 and (tmp_path / CHECKPOINT_NAME).is_file()
     gen = make_generator(99)  # its state and the fresh weights are replaced by the checkpoint's
     resumed = train_score_model(_small_net(seed=5), sde, RESUME_DATA, RESUME, gen, checkpoint_dir=tmp_path)
-    assert resumed.info["resumed_from"] == 12
+    assert resumed.resumed_from == 12
     _assert_identical(ref, resumed, gen_ref, gen)
     # a finished checkpoint is the result: nothing is trained again
     again = train_score_model(_small_net(seed=6), sde, RESUME_DATA, RESUME, make_generator(1), checkpoint_dir=tmp_path)
-    assert again.info["resumed_from"] == 23 and _states_equal(again.model, ref.model)
+    assert again.resumed_from == 23 and _states_equal(again.model, ref.model)
     assert list(tmp_path.iterdir()) == [tmp_path / CHECKPOINT_NAME]  # no temporary files left behind
 
 
@@ -339,7 +340,7 @@ def test_resume_after_a_crash(tmp_path, monkeypatch, config):
     monkeypatch.setattr(train_mod, "dsm_loss", real)
     gen = make_generator(3)
     resumed = train_score_model(_small_net(), sde, RESUME_DATA, config, gen, checkpoint_dir=tmp_path)
-    assert resumed.info["resumed_from"] == 10  # the last checkpoint before the crash
+    assert resumed.resumed_from == 10  # the last checkpoint before the crash
     _assert_identical(ref, resumed, gen_ref, gen)
 
 
@@ -378,7 +379,9 @@ def test_cache_round_trip(tmp_path):
     assert second.from_cache and len(calls) == 1  # no data generated, nothing trained
     assert _states_equal(first.model, second.model) and _states_equal(first.ema, second.ema)
     assert torch.equal(first.losses, second.losses)
-    prov = second.info["provenance"]
+    assert math.isfinite(first.wall_time) and second.wall_time == pytest.approx(first.wall_time, rel=1e-9)
+    assert second.steps == first.steps == 23 and second.seconds_per_step == pytest.approx(first.seconds_per_step)
+    prov = cache.provenance("test_net", {"params": {"net": SMALL, "n_data": 150}, "sde": ve(), "train": RESUME, "seed": 11})
     assert prov["seed"] == 11 and prov["extra"]["device"] == "cpu" and prov["extra"]["steps"] == 23
     third = _cached(cache, seed=12, calls=calls)  # another seed is another artefact
     assert not third.from_cache and len(calls) == 2 and not _states_equal(first.model, third.model)
@@ -400,7 +403,7 @@ def test_cached_training_resumes_after_a_crash(tmp_path, monkeypatch):
         _cached(cache)
     monkeypatch.setattr(train_mod, "dsm_loss", real)
     resumed = _cached(cache)
-    assert resumed.info["resumed_from"] == 15
+    assert resumed.resumed_from == 15
     assert _states_equal(ref.model, resumed.model) and torch.equal(ref.losses, resumed.losses)
     assert _cached(cache).from_cache
 

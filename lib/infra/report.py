@@ -17,7 +17,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 import torch
 
-__all__ = ["parse_value", "format_value", "ReproTable", "Checks", "CheckFailed", "SOURCES"]
+__all__ = ["parse_value", "format_value", "split_complex", "split_complex_errors", "ReproTable", "Checks", "CheckFailed",
+           "SOURCES"]
 
 SOURCES = ("ours", "paper", "exact")
 _MISSING = "\u2014"  # em dash for an empty cell
@@ -108,6 +109,17 @@ def format_value(value, error=None, digits: int = 4) -> str:
     if exp < -4 or exp >= 6:
         return f"{_with_error(value / 10**exp, float(Decimal(repr(float(err))).scaleb(-exp)))}e{exp}"
     return _with_error(value, float(err))
+
+
+def split_complex(values) -> list:
+    """Complex numbers as the cells ``(Re, -Im)`` of each, the convention of the tables of arXiv:2412.01919."""
+    return [x for v in values for x in (complex(v).real, -complex(v).imag)]
+
+
+def split_complex_errors(errors) -> list:
+    """Errors ``err(Re) + 1j err(Im)`` (as :func:`lib.stats.bootstrap_cumulants` gives them) as the cells of
+    :func:`split_complex`."""
+    return [x for e in errors for x in (complex(e).real, complex(e).imag)]
 
 
 def _cells(values, n, what, label):

@@ -1,50 +1,33 @@
-"""Denoising score matching: the loss, a resumable training loop, and trained weights in the artefact cache.
+"""Training a score network by denoising score matching: hyperparameters, the resumable loop, checkpoints.
 
-With :math:`x_t = x_0 f(t, 0) + \\sqrt{\\Xi(t)}\\,\\eta`, :math:`\\eta \\sim \\mathcal N(0, 1)`, the loss with
-weight :math:`\\lambda(t) = \\Xi(t)` is
-
-.. math::
-
-    \\mathcal L(\\theta) = \\tfrac12\\, \\mathbb E_{t \\sim U(t_{min}, T)}\\, \\mathbb E_{x_0, \\eta}
-    \\big\\| \\sqrt{\\Xi(t)}\\, s_\\theta(x_t, t) + \\eta \\big\\|^2 ,
-
-with one time drawn *per sample* and :math:`t_{min} = 10^{-5}` (the authors' value).  It differs from the
-weighted distance to the true score, :math:`\\tfrac12 \\mathbb E\\, \\Xi(t) \\| s_\\theta - \\nabla \\log p(x, t)\\|^2`,
-by a constant, so its minimiser is the exact score.  That stays true for any other distribution of :math:`t` with
-support :math:`(t_{min}, T)` (it only changes the weight of each time), which is why ``t_sampling`` may put more
-samples at small :math:`t`, where the uniform distribution leaves the score poorly determined.  Derived in :doc:`book/part1/score_matching`
-(eq. ``eq-dsm-loss``); the training of the two-peak model in :doc:`book/part2/two_peak`.
-
-All randomness (batches, times, noise) comes from one explicit ``torch.Generator``; the training loop saves
-checkpoints from which an interrupted run continues bit for bit.
+The loss is :func:`lib.diffusion.losses.dsm_loss`.  All randomness (batches, times, noise) comes from one
+explicit ``torch.Generator``; the loop saves checkpoints from which an interrupted run continues bit for bit.
+Derived in :doc:`book/part1/score_matching`; the training of the two-peak model in :doc:`book/part2/two_peak`.
+A trained network kept in the artefact cache is a recipe: :func:`lib.recipes.cached_training.trained_score_model`.
 """
 from __future__ import annotations
 
 import copy
 import math
-import os
 import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from lib._checks import NonFiniteError, expand_like, require_finite, require_in_range, require_positive
-from lib._random import make_generator
-from lib.cache import ArtefactCache
-from lib.sde import LinearDriftSDE
+from lib.core.checks import NonFiniteError, require_finite, require_in_range, require_positive
+from lib.core.files import atomic_save
+from lib.diffusion.losses import T_SAMPLINGS, check_t_sampling, dsm_loss
+from lib.diffusion.sde import LinearDriftSDE
 
-__all__ = ["TrainConfig", "TrainResult", "dsm_loss", "sample_times", "train_score_model", "trained_score_model",
-           "CHECKPOINT_NAME", "T_SAMPLINGS", "LR_SCHEDULES", "learning_rate"]
+__all__ = ["TrainConfig", "TrainResult", "train_score_model", "learning_rate", "CHECKPOINT_NAME", "T_SAMPLINGS",
+           "LR_SCHEDULES"]
 
 CHECKPOINT_NAME = "checkpoint.pt"  # file name of the checkpoint inside checkpoint_dir
 _RESUME_FIELDS = ("lr", "batch_size", "augment_flip", "ema_decay", "t_min", "t_sampling", "lr_schedule")  # must match
 LR_SCHEDULES = ("constant", "cosine")  # learning-rate schedules of train_score_model
-T_SAMPLINGS = ("uniform", "log-uniform", "mixture")  # the distributions of t that dsm_loss can draw from
 
 
 def _optional_count(value, name: str):
@@ -53,12 +36,6 @@ def _optional_count(value, name: str):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
     return value
-
-
-def _check_t_sampling(t_sampling) -> str:
-    if t_sampling not in T_SAMPLINGS:
-        raise ValueError(f"t_sampling must be one of {T_SAMPLINGS}, got {t_sampling!r}")
-    return t_sampling
 
 
 @dataclass(frozen=True)
@@ -94,7 +71,7 @@ class TrainConfig:
                 raise ValueError(f"ema_decay must lie in the open interval (0, 1) or be None, got {decay}")
             object.__setattr__(self, "ema_decay", decay)
         object.__setattr__(self, "t_min", require_positive(self.t_min, "t_min"))
-        _check_t_sampling(self.t_sampling)
+        check_t_sampling(self.t_sampling)
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if _optional_count(self.checkpoint_every, "checkpoint_every") is None:
@@ -115,13 +92,27 @@ def learning_rate(config: TrainConfig, step: int, total: int) -> float:
 
 @dataclass
 class TrainResult:
-    """Outcome of :func:`train_score_model` or :func:`trained_score_model`."""
+    """Outcome of :func:`train_score_model`, and of a cached training (:mod:`lib.recipes.cached_training`).
+
+    The same fields whether the network was just trained or read back from the artefact cache.
+    """
 
     model: nn.Module  # the trained network (last weights)
     ema: nn.Module | None  # copy of the network holding the moving average of the weights; None without EMA
     losses: torch.Tensor  # float64 tensor (n_steps,): the loss of every step
-    from_cache: bool = False  # True when the weights were loaded from the artefact cache
-    info: dict = field(default_factory=dict)  # e.g. wall time, number of steps, checkpoint it resumed from
+    wall_time: float  # seconds of training (of this call, or of the run that stored a cached result)
+    resumed_from: int | None = None  # step of the checkpoint the training continued from; None: from scratch
+    from_cache: bool = False  # True when the weights were read from the artefact cache
+
+    @property
+    def steps(self) -> int:
+        """Number of optimiser steps."""
+        return int(self.losses.numel())
+
+    @property
+    def seconds_per_step(self) -> float:
+        """Wall time per optimiser step (of the run that produced the weights)."""
+        return self.wall_time / max(self.steps, 1)
 
     @property
     def sampling_model(self) -> nn.Module:
@@ -129,83 +120,7 @@ class TrainResult:
         return self.ema if self.ema is not None else self.model
 
 
-def sample_times(batch: int, sde: LinearDriftSDE, t_min: float = 1e-5, t_sampling: str = "uniform",
-                 generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
-    """``batch`` diffusion times in :math:`(t_{min}, T)`, float64, from the distribution ``t_sampling``.
-
-    * ``"uniform"``: :math:`t = t_{min} + (T - t_{min})\\,u`, :math:`u \\sim U(0, 1)` (the authors' choice);
-    * ``"log-uniform"``: :math:`t = t_{min}\\,(T / t_{min})^u`, every decade of :math:`t` equally often;
-    * ``"mixture"``: each time from one of the two above with probability 1/2.
-
-    The first draw is always the ``batch`` uniform numbers ``u``, so ``"uniform"`` consumes the generator exactly
-    as :func:`dsm_loss` always did.
-    """
-    _check_t_sampling(t_sampling)
-    t_min = require_positive(t_min, "t_min")
-    if t_min >= sde.T:
-        raise ValueError(f"t_min must be < T = {sde.T}, got {t_min}")
-    u = torch.rand(batch, generator=generator, dtype=torch.float64, device=device)
-    if t_sampling == "uniform":
-        return t_min + (sde.T - t_min) * u
-    t_log = t_min * (sde.T / t_min) ** u
-    if t_sampling == "log-uniform":
-        return t_log
-    pick_log = torch.rand(batch, generator=generator, dtype=torch.float64, device=device) < 0.5
-    return torch.where(pick_log, t_log, t_min + (sde.T - t_min) * u)
-
-
-def dsm_loss(score_model: Callable, sde: LinearDriftSDE, x0: torch.Tensor, generator: torch.Generator | None = None,
-             t_min: float = 1e-5, reduction: str = "mean", t_sampling: str = "uniform") -> torch.Tensor:
-    """Denoising score matching loss :math:`\\tfrac12 \\| \\sqrt{\\Xi(t)}\\, s(x_t, t) + \\eta \\|^2`.
-
-    Parameters
-    ----------
-    score_model : callable
-        ``score_model(x, t) -> tensor like x`` with ``t`` a float64 ``(B,)`` tensor.
-    sde : LinearDriftSDE
-        Forward process; :math:`x_t` is drawn with :meth:`LinearDriftSDE.sample_marginal`.
-    x0 : tensor (B, ...)
-        Data batch.
-    generator : torch.Generator
-        Source of the times (one per sample, :func:`sample_times`) and of the noise :math:`\\eta`.
-    t_min : float
-        Lower end of the time interval, ``0 < t_min < T``.
-    reduction : {"mean", "none"}
-        Mean over the batch (a scalar), or the per-sample losses, shape ``(B,)`` (summed over configuration axes).
-    t_sampling : {"uniform", "log-uniform", "mixture"}
-        Distribution of the times, see :func:`sample_times`; ``"uniform"`` is the loss above.
-
-    Notes
-    -----
-    For a Gaussian target :math:`\\mathcal N(0, s_0^2)` per degree of freedom and the exact score the expectation
-    at fixed ``t`` is :math:`\\tfrac d2\\, s_0^2 f^2 / (s_0^2 f^2 + \\Xi)`, the minimum of the loss.
-    Derived in :doc:`book/part1/score_matching` (eq. ``eq-dsm-loss``).
-    """
-    if reduction not in ("mean", "none"):
-        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-    if not isinstance(x0, torch.Tensor) or not x0.is_floating_point() or x0.ndim < 1 or x0.shape[0] < 1:
-        raise ValueError("x0 must be a non-empty floating tensor of shape (B, ...) with the batch on axis 0")
-    batch = x0.shape[0]
-    t = sample_times(batch, sde, t_min, t_sampling, generator, x0.device)
-    x_t, eta = sde.sample_marginal(x0, t, generator)
-    std = expand_like(torch.sqrt(sde.xi(t)), x0)
-    residual = std * score_model(x_t, t) + eta
-    per_sample = 0.5 * residual.pow(2).reshape(batch, -1).sum(dim=1)
-    return per_sample.mean() if reduction == "mean" else per_sample
-
-
 # --- checkpoints --------------------------------------------------------------------------------------------------
-def _atomic_save(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same directory, then one ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _resume_config(config: TrainConfig) -> dict:
     return {k: getattr(config, k) for k in _RESUME_FIELDS}
 
@@ -248,7 +163,7 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
     Parameters
     ----------
     model : nn.Module
-        Network ``model(x, t)``, e.g. from :func:`lib.nets.build_mlp`, already on its device.  Data are moved to
+        Network ``model(x, t)``, e.g. from :func:`lib.diffusion.nets.build_mlp`, already on its device.  Data are moved to
         the model's device and dtype.
     sde : LinearDriftSDE
         Forward process.
@@ -281,7 +196,7 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     if not isinstance(generator, torch.Generator):
-        raise ValueError("generator must be a torch.Generator (explicit randomness); see lib._random.make_generator")
+        raise ValueError("generator must be a torch.Generator (explicit randomness); see lib.core.random.make_generator")
     dtype, device = _model_dtype_device(model)
     if generator.device.type != device.type:
         raise ValueError(f"the generator lives on {generator.device} but the model on {device}")
@@ -322,7 +237,7 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
             losses = state["losses"].tolist()
 
     def save_checkpoint():
-        _atomic_save({"step": step, "n_data": n_data, "config": _resume_config(config),
+        atomic_save({"step": step, "n_data": n_data, "config": _resume_config(config),
                       "model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
                       "optimizer": optimiser.state_dict(), "generator": generator.get_state(),
                       "perm": perm.cpu() if perm is not None else torch.empty(0, dtype=torch.long),
@@ -358,53 +273,7 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
                 save_checkpoint()
     finally:
         bar.close()
-    info = {"steps": step, "steps_per_epoch": per_epoch, "resumed_from": resumed_from,
-            "wall_time": time.perf_counter() - start}
-    return TrainResult(model, ema, torch.tensor(losses, dtype=torch.float64), False, info)
+    return TrainResult(model, ema, torch.tensor(losses, dtype=torch.float64), time.perf_counter() - start,
+                       resumed_from)
 
 
-def trained_score_model(cache: ArtefactCache, kind: str, params: dict, sde: LinearDriftSDE,
-                        build: Callable[[torch.Generator], nn.Module], data_fn: Callable[[torch.Generator], torch.Tensor],
-                        config: TrainConfig, seed: int, device="cpu", progress: bool | None = None) -> TrainResult:
-    """A trained score network from the artefact cache, trained (resumably) and stored there if absent.
-
-    The cache key holds ``params`` (describe the network and the data here, e.g. ``{"net": MLPConfig(...),
-    "target": "two_peak", "n_data": 500_000}``), the ``sde``, the ``config`` and the ``seed``.  One CPU generator
-    seeded with ``seed`` first draws the seeds of the data and of the training, then initialises the network:
-
-    * ``build(generator) -> nn.Module`` builds the untrained network on the CPU (e.g.
-      ``lambda g: build_mlp(cfg, sde, generator=g)``); it is moved to ``device``;
-    * ``data_fn(generator) -> tensor`` returns the training data (called only when training is needed);
-    * training uses a generator on ``device`` and checkpoints to ``cache.scratch_dir(kind, key)``, so an interrupted
-      call continues where it stopped; the scratch directory is removed once the weights are stored.
-
-    Stored: the ``state_dict`` of the model (``"model"``) and of its EMA (``"ema"``), the loss history, with a
-    provenance record (seed, wall time, versions, device).  Weights are read back with
-    ``torch.load(weights_only=True)`` (via :meth:`ArtefactCache.load`), never executed.
-    Used in :doc:`book/part2/two_peak`.
-    """
-    if not isinstance(params, dict):
-        raise ValueError(f"params must be a dict describing the network and the data, got {type(params).__name__}")
-    key = {"params": params, "sde": sde, "train": config, "seed": seed}
-    init_gen = make_generator(seed)
-    data_seed, train_seed = torch.randint(0, 2**62, (2,), generator=init_gen).tolist()
-    model = build(init_gen).to(device)
-    ema = copy.deepcopy(model) if config.ema_decay is not None else None
-    stored = cache.load(kind, key)
-    if stored is not None:
-        model.load_state_dict(stored["model"])
-        if ema is not None:
-            ema.load_state_dict(stored["ema"])
-        info = {"steps": len(stored["losses"]), "provenance": cache.provenance(kind, key)}
-        return TrainResult(model, ema, stored["losses"], True, info)
-    data = data_fn(make_generator(data_seed))
-    result = train_score_model(model, sde, data, config, make_generator(train_seed, device),
-                               checkpoint_dir=cache.scratch_dir(kind, key), progress=progress)
-    stored_data = {"model": result.model.state_dict(), "losses": result.losses}
-    if result.ema is not None:
-        stored_data["ema"] = result.ema.state_dict()
-    extra = {"device": str(device), "steps": result.info["steps"], "resumed_from": result.info["resumed_from"],
-             "final_loss": float(result.losses[-100:].mean()), "n_data": int(data.shape[0])}
-    cache.save(kind, key, stored_data, seed=seed, extra=extra, wall_time=result.info["wall_time"])
-    cache.clear_scratch(kind, key)
-    return result

@@ -1,6 +1,6 @@
 """Log-likelihood of a score model through the probability-flow ODE (Chen et al. 2018; Song et al. 2021, eq. 39).
 
-The probability-flow ODE of a :class:`lib.sde.LinearDriftSDE`, in forward time :math:`t`,
+The probability-flow ODE of a :class:`lib.diffusion.sde.LinearDriftSDE`, in forward time :math:`t`,
 
 .. math::
 
@@ -26,7 +26,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from lib._checks import NonFiniteError, require_int, require_positive
+from lib.core.checks import NonFiniteError, require_int, require_positive
 
 __all__ = ["Likelihood", "divergence", "log_likelihood"]
 

@@ -44,7 +44,7 @@ import numpy as np
 import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
 
-from lib._checks import require_nonnegative, require_positive
+from lib.core.checks import require_nonnegative, require_positive
 from lib.stats import cumulants_from_moments
 
 __all__ = [
@@ -195,7 +195,7 @@ def _second_derivative(n: int, scale: float, pad: int) -> sparse.csr_matrix:
 def default_scales(model, n_x: int, n_y: int, imag_noise: float = 0.0) -> tuple[float, float]:
     r"""Hermite scales :math:`(s_x, s_y)` such that the basis covers the support of :math:`P`.
 
-    - Gaussian model (:class:`lib.complex_langevin.GaussianModel`): :math:`s` equal to the marginal standard
+    - Gaussian model (:class:`lib.physics.complex_langevin.GaussianModel`): :math:`s` equal to the marginal standard
       deviations of the exact stationary Gaussian (the expansion then converges geometrically, to a relative
       :math:`10^{-8}` or better at 40 functions per direction).
     - Quartic model with real noise: the functions :math:`\psi_n(x/s)`, :math:`n < N`, reach out to

@@ -18,8 +18,9 @@ from typing import Callable, NamedTuple
 import torch
 from tqdm.auto import tqdm
 
-from lib import _random
-from lib._checks import NonFiniteError, require_int, require_positive
+from lib.core import random as _random
+from lib.core.checks import NonFiniteError, require_int, require_positive
+from lib.core.recording import Recorder
 
 __all__ = ["LangevinRun", "langevin", "langevin_step"]
 
@@ -34,7 +35,7 @@ class LangevinRun(NamedTuple):
 def langevin_step(force: Callable, x: torch.Tensor, step: float, generator: torch.Generator | None = None):
     r"""One update :math:`x' = x + \epsilon K(x) + \sqrt{2\epsilon}\,\eta`, :math:`\eta \sim \mathcal N(0, 1)`.
 
-    The noise is drawn through :func:`lib._random.standard_normal`.  See
+    The noise is drawn through :func:`lib.core.random.standard_normal`.  See
     :doc:`book/part1/stochastic_quantisation` (eq. ``eq-langevin-discrete``).
     """
     drift = force(x)
@@ -96,7 +97,7 @@ def langevin(
     ------
     ValueError
         Bad step, counts, ``x0`` or force output.
-    lib._checks.NonFiniteError
+    lib.core.checks.NonFiniteError
         NaN or infinity in the state (runaway), naming the step.
     """
     step = require_positive(step, "step")
@@ -111,16 +112,10 @@ def langevin(
         raise ValueError("x0 contains non-finite values (NaN or inf)")
     observe = observe if observe is not None else (lambda x: {"x": x})
 
-    records: dict[str, list] = {}
-    times: list[float] = []
+    rec = Recorder(observe, clone=True)
 
     def record(x, k):
-        obs = observe(x)
-        if not isinstance(obs, dict):
-            raise ValueError(f"observe(x) must return a dict of tensors, got {type(obs).__name__}")
-        for name, value in obs.items():
-            records.setdefault(name, []).append(torch.as_tensor(value).detach().clone())
-        times.append((n_therm + k) * step)
+        rec(x, (n_therm + k) * step)
 
     x = x0
     total = n_therm + n_steps
@@ -139,5 +134,4 @@ def langevin(
             record(x, k)
     if n_steps == 0:  # the loop never reached production step 0
         record(x, 0)
-    t = torch.tensor(times, dtype=torch.float64)
-    return LangevinRun(x=x, t=t, records={name: torch.stack(v) for name, v in records.items()})
+    return LangevinRun(x=x, t=rec.times(), records=rec.stacked())

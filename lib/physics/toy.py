@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from scipy import integrate
 
-from lib import _random
-from lib._checks import expand_like, require_finite, require_int, require_nonnegative, require_positive
+from lib.core import random as _random
+from lib.core.checks import expand_like, require_finite, require_int, require_nonnegative, require_positive
 from lib.stats import cumulants_from_moments
 
 __all__ = ["GaussianMixture", "QuarticOscillator", "gaussian_moments"]
@@ -217,7 +217,7 @@ class GaussianMixture:
                 and self.weights[0] == self.weights[1])
 
     def score_fn(self, sde):
-        """The exact score as a callable ``(x, t) -> tensor like x`` for the samplers in :mod:`lib.solvers`."""
+        """The exact score as a callable ``(x, t) -> tensor like x`` for the samplers in :mod:`lib.diffusion.solvers`."""
 
         def score(x: torch.Tensor, t) -> torch.Tensor:
             return self.score(x, t, sde)
@@ -228,7 +228,7 @@ class GaussianMixture:
 def _collapse_time(t, x: torch.Tensor):
     """A per-sample time of shape ``(B,)`` whose entries are all equal (as the samplers pass it) becomes a
     scalar: the schedule is then evaluated once instead of once per sample.  Other shapes pass unchanged
-    (and are validated by :func:`lib._checks.expand_like`)."""
+    (and are validated by :func:`lib.core.checks.expand_like`)."""
     if (isinstance(t, torch.Tensor) and t.ndim == 1 and x.ndim >= 1 and t.shape[0] == x.shape[0]
             and t.numel() > 0 and bool((t == t[0]).all())):
         return t[0]

@@ -11,7 +11,7 @@ the same shape.  Two architectures share one set of building blocks:
 
 Every convolution pads circularly (``padding_mode="circular"``), so the lattice is a torus and no site is special.
 The time enters as in NCSN++ (Song et al. 2021): a Gaussian Fourier embedding :math:`e(t)`
-(:class:`lib.nets.GaussianFourierEmbedding`) is passed through a dense layer and the activation,
+(:class:`lib.diffusion.nets.GaussianFourierEmbedding`) is passed through a dense layer and the activation,
 :math:`\\tau = \\phi(E\\,e(t) + c)`, and every residual block adds its own per-channel projection of it,
 
 .. math::
@@ -22,7 +22,7 @@ with :math:`C_{1,2}` circular :math:`k \\times k` convolutions, GN a group norma
 broadcast over the lattice and :math:`S` the identity (or a :math:`1 \\times 1` convolution when the width changes).
 The time is added *after* the normalisation: a per-channel constant added before it would be partly (with one channel
 per group, entirely) removed again by the subtraction of the group mean.
-As for :class:`lib.nets.ScoreMLP`, ``sde`` divides the output by :math:`\\sqrt{\\Xi(t)}` and ``odd=True`` makes
+As for :class:`lib.diffusion.nets.ScoreMLP`, ``sde`` divides the output by :math:`\\sqrt{\\Xi(t)}` and ``odd=True`` makes
 :math:`s(-\\phi, t) = -s(\\phi, t)` exact, the :math:`Z_2` symmetry of the :math:`\\phi^4` action.
 
 Derived and used in :doc:`book/part3/phi4_diffusion`.  Nothing is computed at import time.
@@ -36,10 +36,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lib._checks import require_int, require_positive
-from lib._random import make_generator
-from lib.nets import ACTIVATIONS, GaussianFourierEmbedding, batch_times, divide_by_kernel_width
-from lib.sde import LinearDriftSDE
+from lib.core.checks import require_int, require_positive
+from lib.core.random import make_generator
+from lib.diffusion.nets import ACTIVATIONS, GaussianFourierEmbedding, batch_times, divide_by_kernel_width
+from lib.diffusion.sde import LinearDriftSDE
 
 __all__ = ["KINDS", "LatticeNetConfig", "LatticeScoreNet", "build_lattice_net"]
 
@@ -59,7 +59,7 @@ class LatticeNetConfig:
     kernel_size: int = 3  # side of every (non-1x1) convolution kernel; odd, >= 1
     embed_dim: int = 32  # size of the Fourier time embedding; even, >= 2
     embed_scale: float = 16.0  # std of the fixed Fourier frequencies W; > 0
-    activation: str = "silu"  # one of lib.nets.ACTIVATIONS (Song et al.: SiLU / swish)
+    activation: str = "silu"  # one of lib.diffusion.nets.ACTIVATIONS (Song et al.: SiLU / swish)
     odd: bool = True  # antisymmetrise, s(-phi) = -s(phi) exactly (Z2 symmetry of the phi^4 action)
     group_norm: bool = True  # group norms in the residual blocks (Song et al.); they normalise each configuration,
     # which removes its overall amplitude from the features: switch off for small, nearly Gaussian lattices

@@ -32,9 +32,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from lib._checks import expand_like, require_int, require_positive
-from lib._random import make_generator
-from lib.sde import LinearDriftSDE
+from lib.core.checks import expand_like, require_int, require_positive
+from lib.core.random import make_generator
+from lib.diffusion.sde import LinearDriftSDE
 
 __all__ = ["ACTIVATIONS", "MLPConfig", "GaussianFourierEmbedding", "ScoreMLP", "build_mlp", "score_fn",
            "rescaled_score_fn", "batch_times", "divide_by_kernel_width"]
@@ -209,7 +209,7 @@ def build_mlp(config: MLPConfig, sde: LinearDriftSDE | None = None,
 
 
 def score_fn(model: nn.Module, chunk_size: int | None = 16384) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Adapter ``score(x, t)`` of a trained network for :func:`lib.solvers.backward_em`.
+    """Adapter ``score(x, t)`` of a trained network for :func:`lib.diffusion.solvers.backward_em`.
 
     Puts ``model`` in evaluation mode and evaluates it under :func:`torch.no_grad`; ``t`` is a ``(B,)`` tensor
     (or a number).  The result has the shape, dtype and device of ``x``.  Large batches are evaluated in pieces of

@@ -21,7 +21,7 @@ and the transition kernel is :math:`p(x, t | x_0) = \\mathcal N(x; x_0 f(t, 0), 
 
 Time arguments are a Python float, a 0-d tensor or a per-sample tensor of shape ``(B,)``; they are checked to lie
 in ``[0, T]``.  Schedule functions compute in float64 and return float64 for float input, else the dtype of the
-input tensor; multiplied with ``x`` they are cast to its dtype and device by :func:`lib._checks.expand_like`.
+input tensor; multiplied with ``x`` they are cast to its dtype and device by :func:`lib.core.checks.expand_like`.
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import torch
 
-from lib import _random
-from lib._checks import as_time, expand_like, require_in_range, require_nonnegative, require_positive
+from lib.core import random as _random
+from lib.core.checks import as_time, expand_like, require_in_range, require_nonnegative, require_positive
 
 __all__ = ["NoiseSchedule", "ExponentialNoise", "LinearBetaNoise", "LinearDriftSDE", "ve", "vp", "interpolating"]
 

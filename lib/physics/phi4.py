@@ -7,7 +7,7 @@ hopping-parameter form used by the papers is
     S[\phi] = \sum_x \Big[ -2\kappa \sum_{\mu=1}^{2} \phi(x)\,\phi(x+\hat\mu)
               + (1 - 2\lambda)\,\phi(x)^2 + \lambda\,\phi(x)^4 \Big],
 
-and the force that drives Hybrid Monte Carlo (:mod:`lib.hmc`) is its negative gradient
+and the force that drives Hybrid Monte Carlo (:mod:`lib.physics.hmc`) is its negative gradient
 
 .. math::
     F(x) = -\frac{\partial S}{\partial \phi(x)}
@@ -26,8 +26,8 @@ from numbers import Integral
 
 import torch
 
-from lib import _random
-from lib._checks import require_finite, require_int, require_nonnegative
+from lib.core import random as _random
+from lib.core.checks import require_finite, require_int, require_nonnegative
 
 __all__ = [
     "Phi4Params",
@@ -48,7 +48,7 @@ _DIMS = (1, 2)  # the two lattice axes of a (B, L, L) batch
 
 @dataclass(frozen=True)
 class Phi4Params:
-    r"""Parameters of the lattice :math:`\phi^4` action (see :mod:`lib.phi4`).
+    r"""Parameters of the lattice :math:`\phi^4` action (see :mod:`lib.physics.phi4`).
 
     The critical hopping parameter of the Gaussian theory is :math:`\kappa_c = (1-2\lambda)/4`
     in two dimensions (mean field); with :math:`\lambda = 0` the action is bounded below
@@ -85,7 +85,7 @@ def check_field(phi, params: Phi4Params, name: str = "phi") -> torch.Tensor:
     ------
     ValueError
         Wrong type, dtype or shape (naming the expected shape ``(B, L, L)``).
-    lib._checks.NonFiniteError
+    lib.core.checks.NonFiniteError
         NaN or infinity in the field (a ``ValueError``).
     """
     if not isinstance(phi, torch.Tensor):
@@ -129,7 +129,7 @@ def _force(phi: torch.Tensor, kappa: float, lam: float) -> torch.Tensor:
     return out.sub_(local)
 
 
-def action(phi: torch.Tensor, params: Phi4Params) -> torch.Tensor:
+def action(phi: torch.Tensor, params: Phi4Params, check: bool = True) -> torch.Tensor:
     r"""The action :math:`S[\phi]` of every configuration in the batch.
 
     .. math::
@@ -143,31 +143,36 @@ def action(phi: torch.Tensor, params: Phi4Params) -> torch.Tensor:
     phi : torch.Tensor
         Fields of shape ``(B, L, L)``, periodic.
     params : Phi4Params
+    check : bool
+        Validate ``phi`` (:func:`check_field`); samplers that validated their start field pass ``False`` in
+        their inner loop.
 
     Returns
     -------
     torch.Tensor
         Shape ``(B,)``, dtype and device of ``phi``.
     """
-    check_field(phi, params)
+    if check:
+        check_field(phi, params)
     return _action(phi, params.kappa, params.lam)
 
 
-def force(phi: torch.Tensor, params: Phi4Params) -> torch.Tensor:
+def force(phi: torch.Tensor, params: Phi4Params, check: bool = True) -> torch.Tensor:
     r"""The force :math:`F = -\partial S / \partial \phi(x)` at every site.
 
     .. math::
         F(x) = 2\kappa \sum_\mu [\phi(x+\hat\mu) + \phi(x-\hat\mu)]
                - 2(1-2\lambda)\phi(x) - 4\lambda\phi(x)^3
 
-    Derived in :doc:`book/part3/phi4_hmc` (eq. ``eq-phi4-force``).
+    Derived in :doc:`book/part3/phi4_hmc` (eq. ``eq-phi4-force``).  ``check`` as in :func:`action`.
 
     Returns
     -------
     torch.Tensor
         Shape ``(B, L, L)`` like ``phi``.
     """
-    check_field(phi, params)
+    if check:
+        check_field(phi, params)
     return _force(phi, params.kappa, params.lam)
 
 
@@ -175,7 +180,7 @@ def hot_start(params: Phi4Params, n_chains: int, generator: torch.Generator | No
               dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
     r"""Hot start: :math:`\phi(x) \sim \mathcal N(0, 1)` independently at every site (the authors' start).
 
-    Noise is drawn through :func:`lib._random.standard_normal`.  See :doc:`book/part3/phi4_hmc`.
+    Noise is drawn through :func:`lib.core.random.standard_normal`.  See :doc:`book/part3/phi4_hmc`.
 
     Returns
     -------

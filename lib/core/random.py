@@ -22,7 +22,7 @@ def standard_normal(like: torch.Tensor, generator: torch.Generator | None = None
     if generator is not None and generator.device != like.device:
         raise ValueError(
             f"the generator lives on {generator.device} but the data on {like.device}; "
-            "create it with lib._random.make_generator(seed, device)"
+            "create it with lib.core.random.make_generator(seed, device)"
         )
     return torch.randn(like.shape, generator=generator, dtype=dtype, device=like.device)
 

@@ -1,15 +1,15 @@
 r"""Cached lattice :math:`\phi^4` ensembles: the recipes behind the book's HMC data sets.
 
 Two recipes, each a frozen dataclass whose every field enters the cache key
-(:class:`lib.cache.ArtefactCache`), so that a changed parameter never reuses a stale ensemble:
+(:class:`lib.infra.cache.ArtefactCache`), so that a changed parameter never reuses a stale ensemble:
 
 :class:`ChainSpec` (cache kind ``"phi4-hmc-ensemble"``)
-    ``n_chains`` Markov chains run in parallel by :func:`lib.hmc.hmc` from a cold or hot start:
+    ``n_chains`` Markov chains run in parallel by :func:`lib.physics.hmc.hmc` from a cold or hot start:
     ``n_therm`` thermalisation trajectories (their magnetisation history is kept), then
     ``n_traj`` measured trajectories with records of :math:`M` and :math:`S` after every
     trajectory and a configuration kept every ``keep_every`` trajectories.
-:class:`AuthorsSpec` (cache kind ``"phi4-authors-ensemble"``)
-    the authors' protocol of :func:`lib.hmc.authors_ensemble`: one fresh hot-started chain per
+:class:`ChainEndsSpec` (cache kind ``"phi4-chain-ends-ensemble"``)
+    the authors' protocol of :func:`lib.physics.hmc.chain_ends`: one fresh hot-started chain per
     configuration, the configuration after ``n_traj = 128`` leapfrog trajectories of
     ``n_steps = 100`` steps of ``step = 0.01``, with the magnetisation history of every chain.
 
@@ -24,28 +24,29 @@ from dataclasses import dataclass
 
 import torch
 
-from lib import hmc as _hmc
-from lib import phi4
-from lib._checks import require_int
-from lib._random import make_generator
-from lib.cache import ArtefactCache
+from lib.physics import hmc as _hmc
+from lib.physics import phi4
+from lib.core.checks import require_int
+from lib.core.random import make_generator
+from lib.infra.cache import ArtefactCache
 
 __all__ = [
     "KIND_CHAINS",
-    "KIND_AUTHORS",
+    "KIND_CHAIN_ENDS",
     "ChainSpec",
-    "AuthorsSpec",
+    "ChainEndsSpec",
     "run_chains",
-    "run_authors",
-    "compute",
+    "run_chain_ends",
+    "ensemble",
     "book_specs",
+    "small_specs",
     "load",
     "configurations",
     "kept_magnetisation",
 ]
 
 KIND_CHAINS = "phi4-hmc-ensemble"
-KIND_AUTHORS = "phi4-authors-ensemble"
+KIND_CHAIN_ENDS = "phi4-chain-ends-ensemble"
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,8 @@ class ChainSpec:
 
 
 @dataclass(frozen=True)
-class AuthorsSpec:
-    """Recipe of an ensemble made with the authors' protocol (:func:`run_authors`)."""
+class ChainEndsSpec:
+    """Recipe of an ensemble made with the authors' protocol (:func:`run_chain_ends`)."""
 
     params: phi4.Phi4Params  # lattice size L, hopping parameter kappa, coupling lambda
     n_configs: int  # configurations = independent hot-started chains (>= 1)
@@ -141,11 +142,11 @@ def run_chains(spec: ChainSpec, progress: bool = False, device=None) -> dict:
     }
 
 
-def run_authors(spec: AuthorsSpec, progress: bool = False, device=None) -> dict:
-    r"""The authors' protocol (:func:`lib.hmc.authors_ensemble`) with magnetisation histories.
+def run_chain_ends(spec: ChainEndsSpec, progress: bool = False, device=None) -> dict:
+    r"""The authors' protocol (:func:`lib.physics.hmc.chain_ends`) with magnetisation histories.
 
     The chains run in batches of ``spec.batch`` with one generator; recording observables does
-    not use the generator, so each batch equals :func:`lib.hmc.authors_ensemble` with the same
+    not use the generator, so each batch equals :func:`lib.physics.hmc.chain_ends` with the same
     generator state.
 
     Returns
@@ -177,20 +178,20 @@ def run_authors(spec: AuthorsSpec, progress: bool = False, device=None) -> dict:
 def _kind(spec) -> str:
     if isinstance(spec, ChainSpec):
         return KIND_CHAINS
-    if isinstance(spec, AuthorsSpec):
-        return KIND_AUTHORS
-    raise ValueError(f"spec must be a ChainSpec or an AuthorsSpec, got {type(spec).__name__}")
+    if isinstance(spec, ChainEndsSpec):
+        return KIND_CHAIN_ENDS
+    raise ValueError(f"spec must be a ChainSpec or an ChainEndsSpec, got {type(spec).__name__}")
 
 
-def compute(spec, cache: ArtefactCache | None = None, progress: bool = False) -> dict:
+def ensemble(spec, cache: ArtefactCache | None = None, progress: bool = False) -> dict:
     """The ensemble of ``spec`` from the cache, computed and saved (with provenance) when absent.
 
-    Cache kind ``"phi4-hmc-ensemble"`` (:class:`ChainSpec`) or ``"phi4-authors-ensemble"``
-    (:class:`AuthorsSpec`); the parameters are ``{"spec": spec}``, the seed is ``spec.seed``.
+    Cache kind ``"phi4-hmc-ensemble"`` (:class:`ChainSpec`) or ``"phi4-chain-ends-ensemble"``
+    (:class:`ChainEndsSpec`); the parameters are ``{"spec": spec}``, the seed is ``spec.seed``.
     """
     kind = _kind(spec)
     cache = ArtefactCache() if cache is None else cache
-    runner = run_chains if kind == KIND_CHAINS else run_authors
+    runner = run_chains if kind == KIND_CHAINS else run_chain_ends
     return cache.get_or_compute(kind, {"spec": spec}, lambda: runner(spec, progress=progress), seed=spec.seed)
 
 
@@ -222,30 +223,50 @@ def book_specs(scale: str = "quick") -> dict:
     return {
         "k0.21-hot": ChainSpec(k021, start="hot", seed=2101, **sym),
         "k0.21-cold": ChainSpec(k021, start="cold", seed=2102, **sym),
-        "k0.21-authors": AuthorsSpec(k021, n_configs=5120 if paper else n_auth, seed=2103),
+        "k0.21-authors": ChainEndsSpec(k021, n_configs=5120 if paper else n_auth, seed=2103),
         "k0.4-cold": ChainSpec(k04, start="cold", seed=4001, **brk),
         "k0.4-below": ChainSpec(k04, start="cold", start_value=0.5 * v04, seed=4002, **brk),
         "k0.4-hot": ChainSpec(k04, start="hot", seed=4003, step=0.25, n_steps=3, n_therm=0,
                               n_traj=3000 if paper else 1000, keep_every=50, n_chains=256 if paper else 64),
-        "k0.4-authors": AuthorsSpec(k04, n_configs=n_auth, seed=4004),
+        "k0.4-authors": ChainEndsSpec(k04, n_configs=n_auth, seed=4004),
         "k1.0-cold": ChainSpec(k10, start="cold", seed=1001, n_therm=50, n_traj=200, **pic),
         "k1.0-hot": ChainSpec(k10, start="hot", seed=1002, n_therm=0, n_traj=1000 if paper else 400, **pic),
-        "k1.0-authors": AuthorsSpec(k10, n_configs=16, seed=1003),
+        "k1.0-authors": ChainEndsSpec(k10, n_configs=16, seed=1003),
         "free": ChainSpec(phi4.Phi4Params(L, 0.2, 0.0), start="hot", seed=2001, step=0.6, n_steps=3,
                           n_therm=50, n_traj=2000 if paper else 600, keep_every=2, n_chains=32),
     }
 
 
+def small_specs() -> dict:
+    r"""HMC ensembles on an :math:`8 \times 8` lattice (:math:`\lambda = 0.022`), by name.
+
+    ``k0.21`` (hot start) and ``k0.21-test`` (cold start, other seed: held out) in the symmetric phase;
+    ``k0.4-cold`` and ``k0.4-below`` (starts :math:`\phi_0` and :math:`\phi_0/2`) in the broken phase.  Each has
+    5120 configurations kept every 4 Omelyan trajectories (more than :math:`2\tau_\mathrm{int}`, see
+    :doc:`book/part3/phi4_hmc`), with the step sizes of the :math:`32 \times 32` ensembles.
+    """
+    k021, k04 = phi4.Phi4Params(8, 0.21, 0.022), phi4.Phi4Params(8, 0.4, 0.022)
+    sym = dict(step=0.45, n_steps=3, n_therm=100, n_traj=320, keep_every=4, n_chains=64)
+    brk = dict(step=0.25, n_steps=3, n_therm=100, n_traj=320, keep_every=4, n_chains=32)
+    return {
+        "k0.21": ChainSpec(k021, start="hot", seed=8021, **sym),
+        "k0.21-test": ChainSpec(k021, start="cold", seed=8022, **sym),
+        "k0.4-cold": ChainSpec(k04, start="cold", seed=8041, **brk),
+        "k0.4-below": ChainSpec(k04, start="cold", start_value=0.5 * phi4.classical_vacuum(k04), seed=8042,
+                                    **brk),
+    }
+
+
 def load(name: str, scale: str | None = None, cache: ArtefactCache | None = None, progress: bool = False) -> dict:
-    """One ensemble of :func:`book_specs` by name (scale: None selects :func:`lib.profile.current`)."""
+    """One ensemble of :func:`book_specs` by name (scale: None selects :func:`lib.infra.profile.current`)."""
     if scale is None:
-        from lib import profile
+        from lib.infra import profile
 
         scale = profile.current().scale
     specs = book_specs(scale)
     if name not in specs:
         raise ValueError(f"unknown ensemble {name!r}; known: {sorted(specs)}")
-    return compute(specs[name], cache=cache, progress=progress)
+    return ensemble(specs[name], cache=cache, progress=progress)
 
 
 def configurations(data: dict) -> torch.Tensor:
@@ -264,7 +285,7 @@ def configurations(data: dict) -> torch.Tensor:
 
 def kept_magnetisation(data: dict) -> torch.Tensor:
     """Magnetisation of the kept configurations of a chain ensemble, shape ``(n_kept, n_chains)`` (time along axis 0,
-    as :func:`lib.observables.magnetisation_summary` expects)."""
+    as :func:`lib.physics.observables.magnetisation_summary` expects)."""
     configs = data["configs"]
     if configs.ndim != 4:
         raise ValueError(f"a chain ensemble has configs of shape (n_kept, n_chains, L, L), got {tuple(configs.shape)}")

@@ -35,22 +35,23 @@ import torch
 __all__ = ["ArtefactCache", "CacheWarning", "default_root", "canonical_params", "code_fingerprint", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1  # bump when the layout of an entry changes: every key changes with it
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent  # lib/ (this file is lib/infra/cache.py)
 _NUMPY_TAG = "__lib_numpy_array__"  # marks a numpy array stored as a tensor in data.pt
 _FINGERPRINT: dict[Path, str] = {}
 
 
 def code_fingerprint(package_dir: Path = _PACKAGE_DIR) -> str:
-    """sha256 of the source of every module of :mod:`lib` (file names and contents, in sorted order).
+    """sha256 of the source of every module of :mod:`lib` (paths relative to ``lib/`` and contents, in sorted order).
 
     Part of every cache key: an artefact made by other library code (a fixed bug, a changed sampler) is never
-    reused.  The price is that any edit of ``lib/*.py`` recomputes the artefacts.  Computed once per process.
+    reused.  The price is that any edit of ``lib/**/*.py`` recomputes the artefacts.  Computed once per process.
     """
     package_dir = Path(package_dir).resolve()
     if package_dir not in _FINGERPRINT:
         digest = hashlib.sha256()
-        for path in sorted(package_dir.glob("*.py")):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        for path in sorted(package_dir.rglob("*.py")):
+            name = path.relative_to(package_dir).as_posix()
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
         _FINGERPRINT[package_dir] = digest.hexdigest()
     return _FINGERPRINT[package_dir]
 

@@ -5,7 +5,7 @@ Conventions (REFERENCE.md, :doc:`book/part3/phi4_hmc`): :math:`V = L^2`,
 :math:`M = V^{-1}\sum_x \phi(x)`, :math:`\chi_2 = V(\langle M^2\rangle - \langle M\rangle^2)`,
 :math:`U_L = 1 - \langle M^4\rangle / (3\langle M^2\rangle^2)`, and the Fourier transform
 :math:`\tilde\phi(p) = \sum_x e^{-ipx}\phi(x)` (:func:`torch.fft.fft2`, momenta
-:math:`p = 2\pi n/L` in FFT order, see :func:`lib.phi4.lattice_momenta`).
+:math:`p = 2\pi n/L` in FFT order, see :func:`lib.physics.phi4.lattice_momenta`).
 
 Errors of quantities measured on Markov chains account for autocorrelations: means use
 :func:`lib.stats.mean_error` (Wolff's Gamma method); the nonlinear :math:`\chi_2` and
@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from lib import stats
-from lib._checks import require_finite
+from lib.core.checks import require_finite
 
 __all__ = [
+    "pooled_power_records",
     "magnetisation",
     "susceptibility",
     "binder_cumulant",
@@ -102,6 +103,29 @@ def momentum_power(phi: torch.Tensor) -> torch.Tensor:
     return torch.fft.fft2(phi).abs().square() / volume
 
 
+def pooled_power_records(x: torch.Tensor, n_max: int = 8, spectrum_squares: bool = False) -> dict:
+    r"""What the lattice diffusion runs record along a run: pooled power sums and the summed power spectrum.
+
+    For a batch ``x`` ``(B, L, L)`` (in float64): ``power_sums`` ``(n_max + 1,)``, the sums over sites and
+    configurations of :math:`x^0, \dots, x^{n_{max}}` (so that ``power_sums[n] / power_sums[0]`` are the pooled
+    single-site moments, and :func:`lib.stats.cumulants_from_power_sums` gives the cumulants), and
+    ``spectrum_sum`` ``(L, L)``, the sum over configurations of :func:`momentum_power`; with
+    ``spectrum_squares`` also ``spectrum_sq_sum``, the sum of its squares (for errors).  Sums, not means, so that
+    batches add up.  Used by :mod:`lib.recipes.phi4_diffusion`.
+    """
+    xd = _check_lattice(x).to(torch.float64)
+    powers = [torch.ones((), dtype=torch.float64, device=x.device) * xd.numel()]
+    p = torch.ones_like(xd)
+    for _ in range(n_max):
+        p = p * xd
+        powers.append(p.sum())
+    spectrum = momentum_power(xd)
+    out = {"power_sums": torch.stack(powers).cpu(), "spectrum_sum": spectrum.sum(dim=0).cpu()}
+    if spectrum_squares:
+        out["spectrum_sq_sum"] = spectrum.square().sum(dim=0).cpu()
+    return out
+
+
 def two_point_momentum(phi: torch.Tensor, connected: bool = True) -> torch.Tensor:
     r"""Momentum-space two-point function averaged over the ensemble.
 
@@ -112,7 +136,7 @@ def two_point_momentum(phi: torch.Tensor, connected: bool = True) -> torch.Tenso
     invariance is non-zero only at :math:`p = 0` where :math:`\tilde\phi(0) = VM`.  Hence
     :math:`G(0) = \chi_2`.  :math:`\langle M \rangle` is the ensemble average (close to zero for a
     :math:`Z_2`-symmetric ensemble, also in the broken phase on a finite lattice).  For the free
-    field :math:`G(p) = 1/[2(1 - 2\kappa\sum_\mu\cos p_\mu)]` (:func:`lib.phi4.free_propagator`).
+    field :math:`G(p) = 1/[2(1 - 2\kappa\sum_\mu\cos p_\mu)]` (:func:`lib.physics.phi4.free_propagator`).
     Derived in :doc:`book/part3/phi4_hmc` (eq. ``eq-two-point-momentum``).
 
     Parameters
@@ -194,7 +218,7 @@ def site_cumulant_ratios(phi, orders=(4, 6, 8), n_boot: int = 500, generator: np
     r"""Normalisation-free ratios :math:`\kappa_n / \kappa_2^{n/2}` of the pooled single-site cumulants.
 
     An affine map :math:`\phi \to (\phi - a)/s` (e.g. the authors' min/max normalisation,
-    :mod:`lib.normalise`) leaves these ratios unchanged, so ensembles normalised differently can
+    :mod:`lib.diffusion.normalise`) leaves these ratios unchanged, so ensembles normalised differently can
     be compared.  Errors: bootstrap (:func:`lib.stats.bootstrap`) over ``n_blocks`` contiguous
     blocks of configurations, resampling per-configuration power sums about the global mean
     (the sites of a configuration stay together).  See :doc:`book/part3/phi4_hmc`.
@@ -268,7 +292,7 @@ def magnetisation_summary(m, volume: int, generator: np.random.Generator, n_boot
     ----------
     m : array_like or torch.Tensor
         Magnetisations, shape ``(N,)`` (one chain, or independent samples) or
-        ``(n_traj, n_chains)`` (time along axis 0, as the ``records`` of :func:`lib.hmc.hmc`).
+        ``(n_traj, n_chains)`` (time along axis 0, as the ``records`` of :func:`lib.physics.hmc.hmc`).
     volume : int
         :math:`V = L^2`.
     generator : numpy.random.Generator

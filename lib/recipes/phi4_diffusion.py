@@ -1,19 +1,19 @@
 r"""Diffusion models of lattice :math:`\phi^4`: training data, trained weights and generated ensembles as artefacts.
 
 The recipes of :doc:`book/part3/phi4_diffusion`, each a frozen dataclass whose every field enters the cache key
-(:class:`lib.cache.ArtefactCache`):
+(:class:`lib.infra.cache.ArtefactCache`):
 
 :class:`DMSpec` (cache kind ``"phi4-dm-weights"``)
-    a score network (:mod:`lib.lattice_nets`) trained by denoising score matching (:mod:`lib.train`) on the pooled
-    configurations of one or more HMC ensembles (:mod:`lib.phi4_ensembles`), normalised with
-    :class:`lib.normalise.Normalisation` (``"maxabs"``: :math:`\phi/\max|\phi|`, no shift; ``"minmax"``: the
+    a score network (:mod:`lib.diffusion.lattice_nets`) trained by denoising score matching (:mod:`lib.diffusion.training`) on the pooled
+    configurations of one or more HMC ensembles (:mod:`lib.recipes.phi4_ensembles`), normalised with
+    :class:`lib.diffusion.normalise.Normalisation` (``"maxabs"``: :math:`\phi/\max|\phi|`, no shift; ``"minmax"``: the
     authors' map to :math:`[-1, 1]`), for the variance-expanding scheme with :math:`\sigma = 25`
     (arXiv:2309.17082).  The flip augmentation :math:`\phi \to -\phi` makes the training set
     :math:`Z_2`-symmetric.
 :class:`SampleSpec` (cache kind ``"phi4-dm-samples"``)
-    configurations generated with the authors' Euler-Maruyama sampler (:func:`lib.solvers.backward_em`), in
+    configurations generated with the authors' Euler-Maruyama sampler (:func:`lib.diffusion.solvers.backward_em`), in
     batches that are saved as they finish (an interrupted run resumes at the next batch) by stochastic Heun on the
-    grid of Karras et al. (:func:`lib.solvers.karras_grid`) or by the authors' Euler-Maruyama sampler, with the pooled
+    grid of Karras et al. (:func:`lib.diffusion.solvers.karras_grid`) or by the authors' Euler-Maruyama sampler, with the pooled
     single-site moments and the momentum-space power spectrum recorded along the backward process and a few
     configurations kept at chosen times :math:`t` of the backward process (denoising snapshots).
 
@@ -29,13 +29,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lib import lattice_nets, phi4, sde as _sde, solvers, stats, train
-from lib import phi4_ensembles as ens
-from lib._checks import require_int, require_positive
-from lib._random import make_generator
-from lib.cache import ArtefactCache
-from lib.nets import score_fn
-from lib.normalise import Normalisation
+from lib.core.checks import require_int, require_positive
+from lib.core.files import atomic_save
+from lib.core.random import make_generator
+from lib.diffusion import grids, lattice_nets, sde as _sde, solvers, training
+from lib.diffusion.nets import score_fn
+from lib.diffusion.normalise import Normalisation
+from lib.infra.cache import ArtefactCache
+from lib.physics import observables, phi4
+from lib.recipes import phi4_ensembles as ens
+from lib.recipes.cached_training import trained_score_model
 
 __all__ = [
     "KIND_WEIGHTS",
@@ -43,14 +46,16 @@ __all__ = [
     "NORMALISATIONS",
     "DMSpec",
     "SampleSpec",
+    "LikelihoodSpec",
     "training_configs",
     "normalisation",
-    "scheme",
+    "forward_sde",
+    "sampling_grid",
     "trained_model",
     "generate",
-    "marginal_flow",
+    "effective_action",
+    "book_specs",
     "MOMENT_ORDER",
-    "record_cumulants",
 ]
 
 KIND_WEIGHTS = "phi4-dm-weights"
@@ -63,9 +68,9 @@ MOMENT_ORDER = 8  # pooled single-site moments <phi^n>, n = 0..8, recorded along
 class DMSpec:
     """Recipe of a trained lattice diffusion model (:func:`trained_model`); every field is part of the cache key."""
 
-    ensembles: tuple  # ChainSpec / AuthorsSpec of lib.phi4_ensembles whose configurations are pooled for training
+    ensembles: tuple  # ChainSpec / ChainEndsSpec of lib.recipes.phi4_ensembles whose configurations are pooled for training
     net: lattice_nets.LatticeNetConfig  # architecture of the score network
-    train: train.TrainConfig  # optimiser, batch, steps or epochs, EMA, flip augmentation
+    train: training.TrainConfig  # optimiser, batch, steps or epochs, EMA, flip augmentation
     seed: int  # seed of the initial weights and of the training
     sigma: float = 25.0  # VE noise scale, g(t) = sigma^t (the authors' lattice value: 25)
     normalisation: str = "maxabs"  # "maxabs" (phi / max|phi|) or "minmax" (the authors' map to [-1, 1])
@@ -76,15 +81,15 @@ class DMSpec:
         if not ensembles:
             raise ValueError("ensembles must name at least one HMC ensemble spec")
         for spec in ensembles:
-            if not isinstance(spec, (ens.ChainSpec, ens.AuthorsSpec)):
-                raise ValueError(f"ensembles must be ChainSpec or AuthorsSpec, got {type(spec).__name__}")
+            if not isinstance(spec, (ens.ChainSpec, ens.ChainEndsSpec)):
+                raise ValueError(f"ensembles must be ChainSpec or ChainEndsSpec, got {type(spec).__name__}")
         if len({s.params for s in ensembles}) != 1:
             raise ValueError(f"all training ensembles must share L, kappa and lambda, got "
                              f"{sorted({s.params for s in ensembles}, key=str)}")
         object.__setattr__(self, "ensembles", ensembles)
         if not isinstance(self.net, lattice_nets.LatticeNetConfig):
             raise ValueError(f"net must be a LatticeNetConfig, got {type(self.net).__name__}")
-        if not isinstance(self.train, train.TrainConfig):
+        if not isinstance(self.train, training.TrainConfig):
             raise ValueError(f"train must be a TrainConfig, got {type(self.train).__name__}")
         object.__setattr__(self, "seed", require_int(self.seed, "seed", 0))
         sigma = require_positive(self.sigma, "sigma")
@@ -108,8 +113,8 @@ class SampleSpec:
 
     n_samples: int  # configurations to generate (>= 2)
     n_steps: int = 100  # steps of the backward process (>= 2); Heun evaluates the score twice per step
-    method: str = "heun"  # "heun": stochastic Heun (lib.solvers.backward_solve); "em": the authors' Euler-Maruyama
-    spacing: str = "karras"  # Heun's grid: "karras" (lib.solvers.karras_grid) or "uniform"; EM: the authors' grid
+    method: str = "heun"  # "heun": stochastic Heun (lib.diffusion.solvers.backward_solve); "em": the authors' Euler-Maruyama
+    spacing: str = "karras"  # Heun's grid: "karras" (lib.diffusion.solvers.karras_grid) or "uniform"; EM: the authors' grid
     t_end: float = 1e-4  # last time of the grid (the authors' EM: 1e-3, no noise on its last step)
     batch: int = 1024  # configurations per batch; each finished batch is saved, so a run resumes
     record_every: int = 10  # record pooled moments and the power spectrum every record_every steps
@@ -133,11 +138,16 @@ class SampleSpec:
             raise ValueError(f"snapshot_times must lie in [0, 1], got {times}")
         object.__setattr__(self, "snapshot_times", times)
 
+    @property
+    def score_evaluations(self) -> int:
+        """Score evaluations per configuration: two per step for Heun, one for Euler-Maruyama."""
+        return 2 * self.n_steps if self.method == "heun" else self.n_steps
+
 
 # --- training ---------------------------------------------------------------------------------------------------
 def training_configs(spec: DMSpec, cache: ArtefactCache | None = None, progress: bool = False) -> torch.Tensor:
     """The pooled training configurations ``(N, L, L)`` float32 in physical units (chain by chain)."""
-    parts = [ens.configurations(ens.compute(s, cache=cache, progress=progress)) for s in spec.ensembles]
+    parts = [ens.configurations(ens.ensemble(s, cache=cache, progress=progress)) for s in spec.ensembles]
     data = torch.cat(parts)
     if spec.n_train is not None:
         if spec.n_train > data.shape[0]:
@@ -151,7 +161,7 @@ def normalisation(spec: DMSpec, data: torch.Tensor) -> Normalisation:
     return Normalisation.maxabs(data) if spec.normalisation == "maxabs" else Normalisation.minmax(data)
 
 
-def scheme(spec: DMSpec) -> _sde.LinearDriftSDE:
+def forward_sde(spec: DMSpec) -> _sde.LinearDriftSDE:
     r"""The forward process: variance expanding, :math:`g(t) = \sigma^t`, :math:`T = 1`."""
     return _sde.ve(spec.sigma)
 
@@ -161,14 +171,14 @@ def trained_model(spec: DMSpec, cache: ArtefactCache | None = None, device=None,
 
     The network sees normalised configurations; use :func:`generate` (which inverts the normalisation) to sample.
     Weights are cached under kind ``"phi4-dm-weights"`` with provenance (wall time, steps, final loss);
-    an interrupted training continues from its checkpoint (:func:`lib.train.trained_score_model`).
+    an interrupted training continues from its checkpoint (:func:`lib.recipes.cached_training.trained_score_model`).
     """
     cache = ArtefactCache() if cache is None else cache
     device = torch.device("cpu" if device is None else device)
     data = training_configs(spec, cache)
     norm = normalisation(spec, data)
-    sde = scheme(spec)
-    result = train.trained_score_model(
+    sde = forward_sde(spec)
+    result = trained_score_model(
         cache, KIND_WEIGHTS, {"spec": spec}, sde,
         build=lambda g: lattice_nets.build_lattice_net(spec.net, sde, generator=g),
         data_fn=lambda g: norm.forward(data), config=spec.train, seed=spec.seed, device=device, progress=progress)
@@ -176,28 +186,11 @@ def trained_model(spec: DMSpec, cache: ArtefactCache | None = None, device=None,
 
 
 # --- sampling ---------------------------------------------------------------------------------------------------
-def _observe(x: torch.Tensor) -> dict:
-    """Pooled site moments <x^n> (n = 0..8, float64) and the batch-summed power spectrum |x(p)|^2 / V."""
-    xd = x.to(torch.float64)
-    powers = [torch.ones((), dtype=torch.float64, device=x.device) * xd.numel()]
-    p = torch.ones_like(xd)
-    for _ in range(MOMENT_ORDER):
-        p = p * xd
-        powers.append(p.sum())
-    volume = xd.shape[-1] * xd.shape[-2]
-    return {"power_sums": torch.stack(powers).cpu(),
-            "spectrum_sum": (torch.fft.fft2(xd).abs().square() / volume).sum(dim=0).cpu()}
-
-
-def _state_times(sde, spec: SampleSpec) -> list:
-    """Times of the recorded states: the start at T, then the state after each step."""
+def sampling_grid(sde: _sde.LinearDriftSDE, spec: SampleSpec) -> grids.TimeGrid:
+    """The time grid of ``spec``: the authors' grid for Euler-Maruyama, else ``spec.spacing``."""
     if spec.method == "em":
-        grid = solvers.authors_grid(spec.n_steps, sde.T, spec.t_end).tolist()
-        dt = grid[0] - grid[1]
-        return [grid[0]] + [t - dt for t in grid]
-    if spec.spacing == "karras":
-        return solvers.karras_grid(sde, spec.n_steps, spec.t_end).tolist()
-    return solvers.backward_grid(spec.n_steps, sde.T, spec.t_end).tolist()
+        return grids.uniform_evaluations(sde, spec.n_steps, spec.t_end)
+    return grids.build(sde, spec.spacing, spec.n_steps, spec.t_end)
 
 
 def _snapshot_steps(state_t: list, times: tuple, t_end: float) -> dict:
@@ -210,8 +203,8 @@ def _sample_batch(model_score, sde, norm: Normalisation, L: int, size: int, spec
                   generator: torch.Generator, device, keep_snapshots: bool) -> dict:
     """One batch of the backward process; everything returned is in physical units except the records."""
     x_T = sde.prior_sample((size, L, L), generator=generator, device=device, dtype=torch.float32)
-    state_t = _state_times(sde, spec)
-    snap_at = _snapshot_steps(state_t, spec.snapshot_times, spec.t_end) if keep_snapshots and spec.n_snapshots else {}
+    grid = sampling_grid(sde, spec)
+    snap_at = _snapshot_steps(grid.t.tolist(), spec.snapshot_times, spec.t_end) if keep_snapshots and spec.n_snapshots else {}
     snaps, step = {}, [0]
     n_keep = min(spec.n_snapshots, size)
 
@@ -220,16 +213,12 @@ def _sample_batch(model_score, sde, norm: Normalisation, L: int, size: int, spec
             if i == step[0]:
                 snaps[t_snap] = norm.inverse(x[:n_keep].to(torch.float32)).cpu()
         step[0] += 1
-        return _observe(x)
+        return observables.pooled_power_records(x, MOMENT_ORDER)
 
     # The recorder is called at T and after every step (record_every = 1) so that snapshots can be taken at any
     # step; records are thinned to every spec.record_every steps below.
-    if spec.method == "em":
-        traj = solvers.backward_em(sde, model_score, x_T, spec.n_steps, generator, t_end=spec.t_end,
-                                   observe=observe, record_every=1)
-    else:
-        traj = solvers.backward_solve(sde, model_score, x_T, spec.n_steps, method="heun", generator=generator,
-                                      t_end=spec.t_end, observe=observe, record_every=1, spacing=spec.spacing)
+    traj = solvers.backward_solve(sde, model_score, x_T, grid, "euler" if spec.method == "em" else "heun", generator,
+                                  noise_last=spec.method != "em", observe=observe, record_every=1)
     keep = [0] + [i for i in range(1, len(traj.t)) if i % spec.record_every == 0 or i == len(traj.t) - 1]
     return {"configs": norm.inverse(traj.x).to(torch.float32).cpu(),
             "t": traj.t[keep], "power_sums": traj.records["power_sums"][keep],
@@ -264,7 +253,7 @@ def generate(spec: DMSpec, sample: SampleSpec, cache: ArtefactCache | None = Non
         return stored
     result, norm = trained_model(spec, cache, device=device, progress=progress)
     score = score_fn(result.sampling_model, chunk_size=None)
-    sde, L = scheme(spec), spec.params.L
+    sde, L = forward_sde(spec), spec.params.L
     scratch = cache.scratch_dir(KIND_SAMPLES, key)
     n_batches = math.ceil(sample.n_samples / sample.batch)
     seeds = torch.randint(0, 2**62, (n_batches,), generator=make_generator(sample.seed)).tolist()
@@ -282,7 +271,7 @@ def generate(spec: DMSpec, sample: SampleSpec, cache: ArtefactCache | None = Non
         t0 = time.perf_counter()
         out = _sample_batch(score, sde, norm, L, size, sample, make_generator(seeds[b], device), device, b == 0)
         out["wall_time"] = time.perf_counter() - t0
-        train._atomic_save(out, path)
+        atomic_save(out, path)
         batches.append(out)
     wall = sum(float(b["wall_time"]) for b in batches)
     data = {
@@ -300,36 +289,6 @@ def generate(spec: DMSpec, sample: SampleSpec, cache: ArtefactCache | None = Non
                extra={"device": str(device), "sampling_seconds": wall, "n_batches": n_batches})
     cache.clear_scratch(KIND_SAMPLES, key)
     return data
-
-
-def record_cumulants(power_sums: torch.Tensor) -> np.ndarray:
-    r"""Pooled cumulants :math:`\kappa_0..\kappa_8` ``(n_rec, 9)`` from the recorded power sums of :func:`generate` or
-    :func:`marginal_flow` (moments ``power_sums[:, n] / power_sums[:, 0]``, :func:`lib.stats.cumulants_from_moments`)."""
-    sums = torch.as_tensor(power_sums, dtype=torch.float64)
-    return np.array([stats.cumulants_from_moments((row / row[0]).numpy()) for row in sums])
-
-
-# --- the forward process ----------------------------------------------------------------------------------------
-@torch.no_grad()
-def marginal_flow(sde: _sde.LinearDriftSDE, x0: torch.Tensor, times, generator: torch.Generator) -> dict:
-    r"""Pooled site moments and power spectrum of :math:`x_t = f(t,0) x_0 + \sqrt{\Xi(t)}\,\eta` at each time.
-
-    Draws the exact forward marginal (:meth:`lib.sde.LinearDriftSDE.sample_marginal`) of the configurations
-    ``x0`` ``(N, L, L)`` at every ``t`` in ``times``, with fresh noise per time.  Returns ``t`` (n,),
-    ``power_sums`` (n, 9) and ``spectrum_sum`` (n, L, L) as in :func:`generate`, and ``spectrum_sq_sum``
-    (n, L, L), the sum of the squared power spectra (for errors).  Used for the forward cumulants and
-    eq. (5.16) of arXiv:2410.21212 in :doc:`book/part3/phi4_diffusion`.
-    """
-    t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
-    rows, squares = [], []
-    volume = x0.shape[-1] * x0.shape[-2]
-    for tk in t.tolist():
-        x_t, _ = sde.sample_marginal(x0, torch.full((x0.shape[0],), tk, dtype=torch.float64), generator)
-        rows.append(_observe(x_t))
-        squares.append((torch.fft.fft2(x_t.to(torch.float64)).abs().square() / volume).square().sum(dim=0).cpu())
-    return {"t": t, "power_sums": torch.stack([r["power_sums"] for r in rows]),
-            "spectrum_sum": torch.stack([r["spectrum_sum"] for r in rows]),
-            "spectrum_sq_sum": torch.stack(squares)}
 
 
 # --- the effective action ---------------------------------------------------------------------------------------
@@ -360,7 +319,7 @@ def effective_action(spec: DMSpec, lik: LikelihoodSpec, cache: ArtefactCache | N
                      progress: bool | None = None) -> dict:
     r"""The model's :math:`-\log q(\phi)` and the lattice action :math:`S(\phi)` on held-out HMC configurations.
 
-    :math:`\log q` is the probability-flow log-likelihood (:func:`lib.likelihood.log_likelihood`) of the
+    :math:`\log q` is the probability-flow log-likelihood (:func:`lib.diffusion.likelihood.log_likelihood`) of the
     model's distribution at :math:`t = t_\epsilon`, computed for the normalised field :math:`y = (\phi - a)/s` and
     converted to the field, :math:`\log q_\phi(\phi) = \log q_y(y) - V \log s`.  For a perfect model
     :math:`-\log q = S + \log Z`: slope 1 against :math:`S` (arXiv:2309.17082).  Cached under kind
@@ -371,7 +330,7 @@ def effective_action(spec: DMSpec, lik: LikelihoodSpec, cache: ArtefactCache | N
     dict
         ``S``, ``minus_log_q`` (n,) float64; ``nfev`` (score evaluations of the ODE solver); ``seconds``.
     """
-    from lib import likelihood
+    from lib.diffusion import likelihood
 
     if lik.test.params != spec.params:
         raise ValueError(f"the test ensemble has {lik.test.params}, the model was trained on {spec.params}")
@@ -384,9 +343,9 @@ def effective_action(spec: DMSpec, lik: LikelihoodSpec, cache: ArtefactCache | N
     def compute():
         result, norm = trained_model(spec, cache, device=device, progress=progress)
         model = result.sampling_model.eval()
-        phi = ens.configurations(ens.compute(lik.test, cache=cache))[: lik.n_configs]
+        phi = ens.configurations(ens.ensemble(lik.test, cache=cache))[: lik.n_configs]
         start = time.perf_counter()
-        out = likelihood.log_likelihood(scheme(spec), model, norm.forward(phi).to(device), t_eps=lik.t_eps,
+        out = likelihood.log_likelihood(forward_sde(spec), model, norm.forward(phi).to(device), t_eps=lik.t_eps,
                                         method=lik.method, rtol=lik.rtol, atol=lik.atol,
                                         generator=make_generator(spec.seed, device))
         volume = phi.shape[-1] * phi.shape[-2]
@@ -399,26 +358,6 @@ def effective_action(spec: DMSpec, lik: LikelihoodSpec, cache: ArtefactCache | N
 
 
 # --- the book's recipes -----------------------------------------------------------------------------------------
-def small_ensembles() -> dict:
-    r"""HMC ensembles on an :math:`8 \times 8` lattice (:math:`\lambda = 0.022`), by name.
-
-    ``k0.21`` (hot start) and ``k0.21-test`` (cold start, other seed: held out) in the symmetric phase;
-    ``k0.4-cold`` and ``k0.4-below`` (starts :math:`\phi_0` and :math:`\phi_0/2`) in the broken phase.  Each has
-    5120 configurations kept every 4 Omelyan trajectories (more than :math:`2\tau_\mathrm{int}`, see
-    :doc:`book/part3/phi4_hmc`), with the step sizes of the :math:`32 \times 32` ensembles.
-    """
-    k021, k04 = phi4.Phi4Params(8, 0.21, 0.022), phi4.Phi4Params(8, 0.4, 0.022)
-    sym = dict(step=0.45, n_steps=3, n_therm=100, n_traj=320, keep_every=4, n_chains=64)
-    brk = dict(step=0.25, n_steps=3, n_therm=100, n_traj=320, keep_every=4, n_chains=32)
-    return {
-        "k0.21": ens.ChainSpec(k021, start="hot", seed=8021, **sym),
-        "k0.21-test": ens.ChainSpec(k021, start="cold", seed=8022, **sym),
-        "k0.4-cold": ens.ChainSpec(k04, start="cold", seed=8041, **brk),
-        "k0.4-below": ens.ChainSpec(k04, start="cold", start_value=0.5 * phi4.classical_vacuum(k04), seed=8042,
-                                    **brk),
-    }
-
-
 def book_specs(scale: str = "quick") -> dict:
     r"""The recipes of :doc:`book/part3/phi4_diffusion` at ``scale`` ("quick" or "paper").
 
@@ -430,16 +369,16 @@ def book_specs(scale: str = "quick") -> dict:
     Quick scale (a CPU, minutes): :math:`8\times 8` lattices, the small periodic CNN, 2048 generated
     configurations with 100 stochastic Heun steps on the Karras grid (200 score evaluations).  Paper scale (a
     GPU): :math:`32\times 32` with the
-    ensembles of :func:`lib.phi4_ensembles.book_specs` (2 x 12800 training configurations per phase), the U-Net
+    ensembles of :func:`lib.recipes.phi4_ensembles.book_specs` (2 x 12800 training configurations per phase), the U-Net
     with channels (32, 64, 128, 256), batch 64 and learning rate :math:`10^{-3}` (arXiv:2309.17082), and
     10240 configurations with 250 Heun steps.  The effective action uses the :math:`8\times 8` model at both
     scales (an exact divergence needs :math:`L^2` vector-Jacobian products per evaluation).
     """
     if scale not in ("quick", "paper"):
         raise ValueError(f"scale must be 'quick' or 'paper', got {scale!r}")
-    small = small_ensembles()
+    small = ens.small_specs()
     cnn = lattice_nets.LatticeNetConfig(kind="cnn", channels=(16, 16, 16), odd=True, group_norm=False)
-    cpu_train = train.TrainConfig(n_steps=2000, lr=1e-3, batch_size=128, augment_flip=True, ema_decay=0.995)
+    cpu_train = training.TrainConfig(n_steps=2000, lr=1e-3, batch_size=128, augment_flip=True, ema_decay=0.995)
     dm_small = DMSpec((small["k0.21"],), cnn, cpu_train, seed=5021)
     out = {"small": dm_small,
            "likelihood": LikelihoodSpec(small["k0.21-test"], n_configs=48, rtol=1e-3, atol=1e-3)}
@@ -455,7 +394,7 @@ def book_specs(scale: str = "quick") -> dict:
     unet = lattice_nets.LatticeNetConfig(kind="unet", channels=(32, 64, 128, 256), embed_dim=64, odd=True)
     # 25 epochs of the 2 x 12800 configurations, doubled by the flip, in batches of 64: 20000 steps, the authors' count
     # (250 epochs of 5120 configurations)
-    gpu_train = train.TrainConfig(epochs=25, lr=1e-3, batch_size=64, augment_flip=True, ema_decay=0.999)
+    gpu_train = training.TrainConfig(epochs=25, lr=1e-3, batch_size=64, augment_flip=True, ema_decay=0.999)
     out.update({
         "k0.21": DMSpec((big["k0.21-hot"], big["k0.21-cold"]), unet, gpu_train, seed=5321),
         "k0.4": DMSpec((big["k0.4-cold"], big["k0.4-below"]), unet, gpu_train, seed=5340),

@@ -3,7 +3,7 @@ r"""Hybrid Monte Carlo for the lattice :math:`\phi^4` theory, many chains at onc
 Each batch element of a ``(B, L, L)`` field is an independent Markov chain with its own
 momenta and its own Metropolis accept/reject.  One trajectory:
 
-1. momenta :math:`\pi(x) \sim \mathcal N(0, 1)` (through :func:`lib._random.standard_normal`);
+1. momenta :math:`\pi(x) \sim \mathcal N(0, 1)` (through :func:`lib.core.random.standard_normal`);
 2. :math:`H = \frac12 \sum_x \pi(x)^2 + S[\phi]`;
 3. integrate Hamilton's equations :math:`\dot\phi = \pi`, :math:`\dot\pi = F = -\partial S/\partial\phi`
    with ``n_steps`` steps of size ``step`` of a reversible, area-preserving integrator
@@ -21,9 +21,10 @@ from typing import Callable, NamedTuple
 import torch
 from tqdm.auto import tqdm
 
-from lib import _random
-from lib._checks import NonFiniteError, expand_like, require_in_range, require_int, require_positive
-from lib.phi4 import Phi4Params, _action, _force, check_field, hot_start
+from lib.core import random as _random
+from lib.core.checks import NonFiniteError, expand_like, require_in_range, require_int, require_positive
+from lib.core.recording import Recorder
+from lib.physics.phi4 import Phi4Params, action, check_field, force, hot_start
 
 __all__ = [
     "OMELYAN_LAMBDA",
@@ -33,7 +34,7 @@ __all__ = [
     "HMCRun",
     "default_observables",
     "hmc",
-    "authors_ensemble",
+    "chain_ends",
 ]
 
 OMELYAN_LAMBDA = 0.1931833275037836
@@ -137,6 +138,10 @@ class HMCRun(NamedTuple):
         return float(self.accepted.to(torch.float64).mean()) if self.accepted.numel() else float("nan")
 
 
+def _action_of(phi: torch.Tensor, params: Phi4Params) -> torch.Tensor:
+    return action(phi, params, check=False)
+
+
 def default_observables(phi: torch.Tensor, params: Phi4Params, action: torch.Tensor | None = None) -> dict:
     r"""Cheap per-configuration observables recorded by :func:`hmc` when ``observe`` is None.
 
@@ -145,7 +150,7 @@ def default_observables(phi: torch.Tensor, params: Phi4Params, action: torch.Ten
     """
     m = phi.mean(dim=(1, 2))
     if action is None:
-        action = _action(phi, params.kappa, params.lam)
+        action = _action_of(phi, params)
     return {"M": m, "absM": m.abs(), "M2": m * m, "action": action}
 
 
@@ -157,7 +162,7 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
     Each chain (batch element) has its own momenta and its own Metropolis test
     :math:`u < e^{-\Delta H}`, :math:`u \sim U(0,1)`, :math:`H = \frac12\sum_x\pi^2 + S[\phi]`.
     Per trajectory the generator is used for ``B`` uniform numbers for the step sizes (only when
-    ``jitter > 0``), the momenta (:func:`lib._random.standard_normal`) and ``B`` uniform numbers
+    ``jitter > 0``), the momenta (:func:`lib.core.random.standard_normal`) and ``B`` uniform numbers
     for the accept/reject (``torch.rand``), in this order.  Derived in :doc:`book/part3/phi4_hmc`
     (eqs. ``eq-hmc-hamiltonian`` to ``eq-metropolis``).
 
@@ -172,7 +177,7 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
     ----------
     params : Phi4Params
     phi0 : torch.Tensor
-        Start fields ``(B, L, L)`` (e.g. :func:`lib.phi4.hot_start`); dtype and device are kept.
+        Start fields ``(B, L, L)`` (e.g. :func:`lib.physics.phi4.hot_start`); dtype and device are kept.
     n_traj : int
         Number of measured trajectories (>= 0) after ``n_therm`` thermalisation trajectories.
     step : float or torch.Tensor
@@ -205,7 +210,7 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
 
     Raises
     ------
-    lib._checks.NonFiniteError
+    lib.core.checks.NonFiniteError
         The Hamiltonian became NaN or infinite in some chain (step too large); the message
         names the trajectory.
     ValueError
@@ -226,17 +231,16 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
         raise ValueError("jitter must be < 1 (the step size must stay positive)")
     default = observe is None
 
-    kappa, lam = params.kappa, params.lam
-
-    def force(x):
-        return _force(x, kappa, lam)
+    def force_of(x):
+        return force(x, params, check=False)
 
     phi = phi0.clone()
     B = phi.shape[0]
-    S = _action(phi, kappa, lam)
+    S = _action_of(phi, params)
     accepted = torch.zeros((n_traj, B), dtype=torch.bool, device=phi.device)
     dH_hist = torch.zeros((n_traj, B), dtype=phi.dtype, device=phi.device)
-    rec_traj, records, kept, kept_traj = [], {}, [], []
+    rec = Recorder((lambda x: default_observables(x, params, S)) if default else observe)
+    kept, kept_traj = [], []
 
     for n in tqdm(range(n_therm + n_traj), disable=not progress, desc="HMC", leave=False):
         eps = step
@@ -245,8 +249,8 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
             eps = step * (1.0 + jitter * (2.0 * u - 1.0))
         pi = _random.standard_normal(phi, generator)
         h_old = 0.5 * (pi * pi).sum(dim=(1, 2)) + S
-        phi_new, pi_new = integrate(phi, pi, force, eps, n_steps)
-        S_new = _action(phi_new, kappa, lam)
+        phi_new, pi_new = integrate(phi, pi, force_of, eps, n_steps)
+        S_new = _action_of(phi_new, params)
         dH = 0.5 * (pi_new * pi_new).sum(dim=(1, 2)) + S_new - h_old
         if not bool(torch.isfinite(dH).all()):
             bad = int((~torch.isfinite(dH)).sum())
@@ -265,10 +269,7 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
         accepted[k - 1] = acc
         dH_hist[k - 1] = dH
         if record_every and k % record_every == 0:
-            rec_traj.append(k)
-            values = default_observables(phi, params, S) if default else observe(phi)
-            for name, value in values.items():
-                records.setdefault(name, []).append(value.detach())
+            rec(phi, k)
         if keep_every and k % keep_every == 0:
             kept.append(phi.clone())
             kept_traj.append(k)
@@ -278,14 +279,14 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
         phi=phi,
         accepted=accepted,
         dH=dH_hist,
-        traj=torch.tensor(rec_traj, **long),
-        records={name: torch.stack(values) for name, values in records.items()},
+        traj=rec.times(**long),
+        records=rec.stacked(),
         kept=torch.stack(kept) if kept else None,
         kept_traj=torch.tensor(kept_traj, **long) if kept else None,
     )
 
 
-def authors_ensemble(params: Phi4Params, n_configs: int, generator: torch.Generator | None,
+def chain_ends(params: Phi4Params, n_configs: int, generator: torch.Generator | None,
                      n_traj: int = 128, step: float = 0.01, n_steps: int = 100,
                      dtype: torch.dtype = torch.float64, device=None, progress: bool = False) -> torch.Tensor:
     r"""The authors' protocol, vectorised: one fresh hot-started chain per configuration.

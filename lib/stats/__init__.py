@@ -1,0 +1,14 @@
+"""Statistics: moments and cumulants, resampling errors, autocorrelation of Markov chains, weighted fits.
+
+One module per concept (:mod:`lib.stats.moments`, :mod:`lib.stats.resampling`,
+:mod:`lib.stats.autocorrelation`, :mod:`lib.stats.fitting`); their public names are gathered here, so ``from lib import stats`` and
+``stats.tau_int(...)`` is how the book uses them.
+"""
+from lib.stats.autocorrelation import TauInt, mean_error, tau_int
+from lib.stats.fitting import PolyFit, weighted_polyfit
+from lib.stats.moments import cumulants, cumulants_from_moments, cumulants_from_power_sums, moments
+from lib.stats.resampling import WeightedMean, bootstrap, bootstrap_cumulants, jackknife, weighted_mean
+
+__all__ = ["moments", "cumulants", "cumulants_from_moments", "cumulants_from_power_sums", "bootstrap",
+           "bootstrap_cumulants", "jackknife", "WeightedMean", "weighted_mean", "TauInt", "tau_int", "mean_error", "PolyFit",
+           "weighted_polyfit"]
