@@ -207,3 +207,10 @@ def test_assert_all_passes_and_html():
     checks.true("bad", False, "must hold")
     assert "FAIL" in checks._repr_html_() and "**FAIL**" in checks.to_markdown()
     assert len(checks.failures) == 1 and issubclass(CheckFailed, AssertionError)
+
+
+def test_split_complex_cells():
+    from lib.infra.report import split_complex, split_complex_errors
+
+    assert split_complex([0.5 - 0.5j, 2.0]) == [0.5, 0.5, 2.0, -0.0]
+    assert split_complex_errors([0.1 + 0.2j]) == [0.1, 0.2]

@@ -424,3 +424,29 @@ def test_weighted_mean_consistent_and_scaled():
         stats.weighted_mean([1.0, 2.0], [0.1, 0.0])
     with pytest.raises(ValueError, match="equal length"):
         stats.weighted_mean([1.0, 2.0], [0.1])
+
+
+def test_weighted_polyfit_recovers_a_line_and_its_errors():
+    from lib.stats import weighted_polyfit
+
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    fit = weighted_polyfit(x, 2.0 + 0.5 * x, np.full(4, 0.1), degree=1)
+    np.testing.assert_allclose(fit.coef, [2.0, 0.5], atol=1e-12)
+    assert fit.chi2_dof == pytest.approx(0.0, abs=1e-20)
+    # errors: (D^T D)^-1 with D = vander / sigma
+    design = np.vander(x, 2, increasing=True) / 0.1
+    np.testing.assert_allclose(fit.error, np.sqrt(np.diag(np.linalg.inv(design.T @ design))))
+    quad = weighted_polyfit(x, 1.0 + x**2, np.ones(4), degree=2)
+    np.testing.assert_allclose(quad.coef, [1.0, 0.0, 1.0], atol=1e-10)
+    with pytest.raises(ValueError, match="at least 3 points"):
+        weighted_polyfit(x[:2], x[:2], np.ones(2), degree=2)
+    with pytest.raises(ValueError, match="errors must be finite and > 0"):
+        weighted_polyfit(x, x, np.zeros(4))
+
+
+def test_cumulants_from_power_sums():
+    from lib.stats import cumulants_from_power_sums, cumulants
+
+    x = np.random.default_rng(0).normal(size=1000)
+    sums = np.array([[np.sum(x**n) for n in range(9)]])
+    np.testing.assert_allclose(cumulants_from_power_sums(sums)[0], cumulants(x, 8), rtol=1e-9, atol=1e-9)

@@ -20,6 +20,7 @@ __all__ = [
     "require_nonnegative",
     "require_in_range",
     "require_int",
+    "require_batch",
     "as_time",
     "NonFiniteError",
 ]
@@ -94,6 +95,22 @@ def require_int(value, name: str, lo: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
         raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
     return int(value)
+
+
+def require_batch(x, name: str, finite: bool = False, non_empty: bool = False) -> torch.Tensor:
+    """Return ``x``; raise ``ValueError`` naming ``name`` unless it is a floating tensor of shape ``(B, ...)``.
+
+    ``non_empty``: also ``B >= 1``; ``finite``: also no NaN or infinity (:class:`NonFiniteError`).  The one check of a
+    batch of configurations in :mod:`lib` (a batch is the first axis, a configuration everything after it).
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 1:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a floating tensor of shape (B, ...) with the batch on axis 0, got {shape}")
+    if non_empty and x.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one sample, got shape {tuple(x.shape)}")
+    if finite and not bool(torch.isfinite(x).all()):
+        raise NonFiniteError(f"{name} contains non-finite values (NaN or inf)")
+    return x
 
 
 def require_in_range(value, name: str, lo: float, hi: float) -> float:

@@ -37,8 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lib.core.checks import require_int, require_positive
-from lib.core.random import make_generator
-from lib.diffusion.nets import ACTIVATIONS, GaussianFourierEmbedding, batch_times, divide_by_kernel_width
+from lib.diffusion.nets import ACTIVATIONS, TimeConditionedScore
 from lib.diffusion.sde import LinearDriftSDE
 
 __all__ = ["KINDS", "LatticeNetConfig", "LatticeScoreNet", "build_lattice_net"]
@@ -138,7 +137,7 @@ class _ResBlock(nn.Module):
         return (h if self.skip is None else self.skip(h)) + y
 
 
-class LatticeScoreNet(nn.Module):
+class LatticeScoreNet(TimeConditionedScore):
     """Score network :math:`s_\\theta(\\phi, t)` for a real scalar field on a periodic :math:`L \\times L` lattice.
 
     Parameters
@@ -177,19 +176,10 @@ class LatticeScoreNet(nn.Module):
 
     def __init__(self, config: LatticeNetConfig, sde: LinearDriftSDE | None = None,
                  generator: torch.Generator | None = None):
-        super().__init__()
-        if not isinstance(config, LatticeNetConfig):
-            raise ValueError(f"config must be a LatticeNetConfig, got {type(config).__name__}")
-        if sde is not None and not isinstance(sde, LinearDriftSDE):
-            raise ValueError(f"sde must be a LinearDriftSDE or None, got {type(sde).__name__}")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        self.config, self.sde = config, sde
-        meta = torch.device("meta")  # build without touching any random state, initialise below
+        super().__init__(config, LatticeNetConfig, sde, generator)
+        meta = self.META
         k, e, ch = config.kernel_size, config.embed_dim, config.channels
         self.act = ACTIVATIONS[config.activation]()
-        self.embed = GaussianFourierEmbedding(e, config.embed_scale, device=meta)
-        self.embed_dense = nn.Linear(e, e, device=meta)
         self.conv_in = _conv(1, ch[0], k, device=meta)
 
         def block(a, b):
@@ -211,13 +201,11 @@ class LatticeScoreNet(nn.Module):
             c_last = ch[0]
         self.norm_out = _group_norm(c_last, meta, config.group_norm)
         self.conv_out = _conv(c_last, 1, k, device=meta)
-        self.to_empty(device="cpu")
-        self.reset_parameters(make_generator(0) if generator is None else generator)
+        self._initialise(generator)
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Draw all weights from ``generator`` (see the class docstring); the output convolution is scaled by 0.1."""
-        if generator.device.type != "cpu":
-            raise ValueError("initialise the network with a CPU generator, then move it with .to(device)")
+        self._check_cpu(generator)
         with torch.no_grad():
             self.embed.reset_parameters(generator)
             for module in self.modules():  # registration order: deterministic
@@ -263,26 +251,18 @@ class LatticeScoreNet(nn.Module):
                              f"least {cfg.kernel_size // 2} sites, got x of shape {shape}")
         return L
 
-    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
-        """Score :math:`s_\\theta(\\phi, t)`, a tensor of the shape, dtype and device of ``x``.
-
-        ``x`` has shape ``(B, L, L)`` or ``(B, 1, L, L)``; ``t`` is a number, a 0-d tensor or a ``(B,)`` tensor.
-        With ``odd=True`` the network runs once on the batch concatenated with its negative,
-        :math:`s = [\\mathrm{net}(\\phi) - \\mathrm{net}(-\\phi)] / 2`, so :math:`s(-\\phi) = -s(\\phi)` bit for bit.
-        """
+    def _as_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` of shape ``(B, L, L)`` or ``(B, 1, L, L)`` as ``(B, 1, L, L)`` in the module's dtype."""
         L = self._check_lattice(x)
-        batch = x.shape[0]
-        dtype = self.conv_out.weight.dtype
-        tt, tb, same_time = batch_times(t, batch, x.device)
-        # One time for the whole batch (the samplers' case): embed it once and broadcast it over the batch.
-        tau = self.act(self.embed_dense(self.embed((tb[:1] if same_time else tb).to(dtype))))
-        h = x.reshape(batch, 1, L, L).to(dtype)
-        if self.config.odd:  # one call on [phi, -phi]: both halves take the same path, so s(-phi) = -s(phi) exactly
-            y = self._net(torch.cat([h, -h]), tau if same_time else torch.cat([tau, tau]))
-            y = 0.5 * (y[:batch] - y[batch:])
-        else:
-            y = self._net(h, tau)
-        return divide_by_kernel_width(y.reshape(x.shape).to(x.dtype), self.sde, tt)
+        return x.reshape(x.shape[0], 1, L, L).to(self.conv_out.weight.dtype)
+
+    def _odd(self, h: torch.Tensor, tau: torch.Tensor, same_time: bool) -> torch.Tensor:
+        """With ``odd=True`` the network runs once on the batch concatenated with its negative,
+        :math:`s = [\\mathrm{net}(\\phi) - \\mathrm{net}(-\\phi)] / 2`: both halves take the same path, so
+        :math:`s(-\\phi) = -s(\\phi)` bit for bit."""
+        batch = h.shape[0]
+        y = self._net(torch.cat([h, -h]), tau if same_time else torch.cat([tau, tau]))
+        return 0.5 * (y[:batch] - y[batch:])
 
 
 def build_lattice_net(config: LatticeNetConfig, sde: LinearDriftSDE | None = None,

@@ -26,7 +26,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from lib.core.checks import NonFiniteError, require_int, require_positive
+from lib.core.checks import NonFiniteError, require_batch, require_int, require_positive
 
 __all__ = ["Likelihood", "divergence", "log_likelihood"]
 
@@ -46,13 +46,7 @@ class Likelihood(NamedTuple):
 
 # --- checks ----------------------------------------------------------------------------------------------------------
 def _check_batch(x, name: str) -> None:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 1:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a floating tensor of shape (B, ...) with the batch on axis 0, got {shape}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} must hold at least one sample")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    require_batch(x, name, finite=True, non_empty=True)
 
 
 def _check_method(method: str, generator) -> None:

@@ -21,7 +21,7 @@ from typing import Callable
 
 import torch
 
-from lib.core.checks import expand_like, require_positive
+from lib.core.checks import expand_like, require_batch, require_positive
 from lib.diffusion.sde import LinearDriftSDE
 
 __all__ = ["T_SAMPLINGS", "check_t_sampling", "sample_times", "dsm_loss"]
@@ -90,8 +90,7 @@ def dsm_loss(score_model: Callable, sde: LinearDriftSDE, x0: torch.Tensor, gener
     """
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-    if not isinstance(x0, torch.Tensor) or not x0.is_floating_point() or x0.ndim < 1 or x0.shape[0] < 1:
-        raise ValueError("x0 must be a non-empty floating tensor of shape (B, ...) with the batch on axis 0")
+    require_batch(x0, "x0", non_empty=True)
     batch = x0.shape[0]
     t = sample_times(batch, sde, t_min, t_sampling, generator, x0.device)
     x_t, eta = sde.sample_marginal(x0, t, generator)

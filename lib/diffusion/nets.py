@@ -32,12 +32,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from lib.core.checks import expand_like, require_int, require_positive
+from lib.core.checks import expand_like, require_batch, require_int, require_positive
 from lib.core.random import make_generator
 from lib.diffusion.sde import LinearDriftSDE
 
 __all__ = ["ACTIVATIONS", "MLPConfig", "GaussianFourierEmbedding", "ScoreMLP", "build_mlp", "score_fn",
-           "rescaled_score_fn", "batch_times", "divide_by_kernel_width"]
+           "rescaled_score_fn", "batch_times", "divide_by_kernel_width", "TimeConditionedScore"]
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,  # the authors' choice (negative slope 0.01)
@@ -92,7 +92,58 @@ class GaussianFourierEmbedding(nn.Module):
         return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
 
 
-class ScoreMLP(nn.Module):
+class TimeConditionedScore(nn.Module):
+    """The skeleton every score network of :mod:`lib` shares: validated construction, a Fourier time embedding
+    computed once per call when one time serves the whole batch, optional antisymmetrisation, and the division by
+    the kernel width :math:`\\sqrt{\\Xi(t)}`.
+
+    A subclass builds its layers on the ``meta`` device after ``super().__init__`` (:attr:`META`), then calls
+    :meth:`_initialise`; it implements ``_as_input(x)`` (validate ``x``, return the network's input in the module's
+    dtype), ``_net(h, emb)`` and ``reset_parameters(generator)``.  ``_odd(h, emb, same_time)`` antisymmetrises;
+    the default evaluates the network twice, :math:`[\\mathrm{net}(h) - \\mathrm{net}(-h)]/2`.
+    """
+
+    META = torch.device("meta")  # build without touching any random state, initialise afterwards
+
+    def __init__(self, config, config_type: type, sde: LinearDriftSDE | None, generator: torch.Generator | None):
+        super().__init__()
+        if not isinstance(config, config_type):
+            raise ValueError(f"config must be a{'n' if config_type.__name__[0] in 'AEIMO' else ''} "
+                             f"{config_type.__name__}, got {type(config).__name__}")
+        if sde is not None and not isinstance(sde, LinearDriftSDE):
+            raise ValueError(f"sde must be a LinearDriftSDE or None, got {type(sde).__name__}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        self.config, self.sde = config, sde
+        self.embed = GaussianFourierEmbedding(config.embed_dim, config.embed_scale, device=self.META)
+        self.embed_dense = nn.Linear(config.embed_dim, config.embed_dim, device=self.META)
+
+    def _initialise(self, generator: torch.Generator | None) -> None:
+        self.to_empty(device="cpu")
+        self.reset_parameters(make_generator(0) if generator is None else generator)
+
+    @staticmethod
+    def _check_cpu(generator: torch.Generator) -> None:
+        if generator.device.type != "cpu":
+            raise ValueError("initialise the network with a CPU generator, then move it with .to(device)")
+
+    def _odd(self, h: torch.Tensor, emb: torch.Tensor, same_time: bool) -> torch.Tensor:
+        # two calls of the same shape, so that s(-x) = -s(x) holds bit for bit
+        return 0.5 * (self._net(h, emb) - self._net(-h, emb))
+
+    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+        """Score :math:`s_\\theta(x, t)`, a tensor of the shape, dtype and device of ``x``; ``t`` is a number, a 0-d
+        tensor or a ``(B,)`` tensor."""
+        h = self._as_input(x)
+        tt, tb, same_time = batch_times(t, x.shape[0], x.device)
+        # One time for the whole batch (the samplers' case): embed it once and broadcast it in _net; this
+        # removes the (B, embed_dim) x (embed_dim, embed_dim) product, ~90% of the cost of a score evaluation.
+        emb = self.act(self.embed_dense(self.embed((tb[:1] if same_time else tb).to(h.dtype))))
+        y = self._odd(h, emb, same_time) if self.config.odd else self._net(h, emb)
+        return divide_by_kernel_width(y.reshape(x.shape).to(x.dtype), self.sde, tt)
+
+
+class ScoreMLP(TimeConditionedScore):
     """MLP score network :math:`s_\\theta(x, t)` for configurations of ``config.dim`` real numbers.
 
     Parameters
@@ -113,28 +164,18 @@ class ScoreMLP(nn.Module):
     """
 
     def __init__(self, config: MLPConfig, sde: LinearDriftSDE | None = None, generator: torch.Generator | None = None):
-        super().__init__()
-        if not isinstance(config, MLPConfig):
-            raise ValueError(f"config must be an MLPConfig, got {type(config).__name__}")
-        if sde is not None and not isinstance(sde, LinearDriftSDE):
-            raise ValueError(f"sde must be a LinearDriftSDE or None, got {type(sde).__name__}")
-        self.config, self.sde = config, sde
-        act = ACTIVATIONS[config.activation]
-        meta = torch.device("meta")  # build without touching any random state, initialise below
-        self.embed = GaussianFourierEmbedding(config.embed_dim, config.embed_scale, device=meta)
-        self.embed_dense = nn.Linear(config.embed_dim, config.embed_dim, device=meta)
+        super().__init__(config, MLPConfig, sde, generator)
+        act, meta = ACTIVATIONS[config.activation], self.META
         widths = (config.dim,) + config.hidden
         self.layers = nn.ModuleList(nn.Linear(a, b, device=meta) for a, b in zip(widths[:-1], widths[1:]))
         self.time_dense = nn.ModuleList(nn.Linear(config.embed_dim, b, device=meta) for b in config.hidden)
         self.out = nn.Linear(widths[-1], config.dim, device=meta)
         self.act = act()
-        self.to_empty(device="cpu")
-        self.reset_parameters(make_generator(0) if generator is None else generator)
+        self._initialise(generator)
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Draw all weights from ``generator``: linear layers uniform in :math:`\\pm 1/\\sqrt{\\text{fan-in}}`."""
-        if generator.device.type != "cpu":
-            raise ValueError("initialise the network with a CPU generator, then move it with .to(device)")
+        self._check_cpu(generator)
         with torch.no_grad():
             self.embed.reset_parameters(generator)
             for lin in [self.embed_dense, *self.layers, *self.time_dense, self.out]:
@@ -147,29 +188,14 @@ class ScoreMLP(nn.Module):
             h = self.act(layer(h) + tdense(emb))
         return self.out(h)
 
-    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
-        """Score :math:`s_\\theta(x, t)`, a tensor of the shape, dtype and device of ``x``.
-
-        ``x`` has shape ``(B,)`` or ``(B, ...)`` with ``dim`` numbers per configuration; ``t`` is a number, a
-        0-d tensor or a ``(B,)`` tensor.
-        """
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 1:
-            raise ValueError("x must be a floating tensor of shape (B, ...) with the batch on axis 0")
+    def _as_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` of shape ``(B,)`` or ``(B, ...)`` with ``dim`` numbers per configuration, as ``(B, dim)``."""
+        require_batch(x, "x")
         batch, n = x.shape[0], math.prod(x.shape[1:])
         if n != self.config.dim:
             raise ValueError(f"the network expects {self.config.dim} numbers per configuration, "
                              f"got x of shape {tuple(x.shape)}")
-        dtype = self.out.weight.dtype
-        tt, tb, same_time = batch_times(t, batch, x.device)
-        # One time for the whole batch (the samplers' case): embed it once and broadcast it in _net; this
-        # removes the (B, embed_dim) x (embed_dim, embed_dim) product, ~90% of the cost of a score evaluation.
-        emb = self.act(self.embed_dense(self.embed((tb[:1] if same_time else tb).to(dtype))))
-        h = x.reshape(batch, n).to(dtype)
-        if self.config.odd:  # two calls of the same shape, so that s(-x) = -s(x) holds bit for bit
-            y = 0.5 * (self._net(h, emb) - self._net(-h, emb))
-        else:
-            y = self._net(h, emb)
-        return divide_by_kernel_width(y.reshape(x.shape).to(x.dtype), self.sde, tt)
+        return x.reshape(batch, n).to(self.out.weight.dtype)
 
 
 def batch_times(t, batch: int, device) -> tuple:

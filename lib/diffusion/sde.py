@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from lib.core import random as _random
-from lib.core.checks import as_time, expand_like, require_in_range, require_nonnegative, require_positive
+from lib.core.checks import as_time, expand_like, require_batch, require_in_range, require_nonnegative, require_positive
 
 __all__ = ["NoiseSchedule", "ExponentialNoise", "LinearBetaNoise", "LinearDriftSDE", "ve", "vp", "interpolating"]
 
@@ -62,12 +62,7 @@ def _interval(t, s, T: float):
 
 def _batch(x, name: str = "x", finite: bool = False) -> torch.Tensor:
     """Check that ``x`` is a floating tensor with a batch axis (shape ``(B, ...)``)."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 1:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a floating tensor of shape (B, ...) with the batch on axis 0, got {shape}")
-    if finite and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
-    return x
+    return require_batch(x, name, finite=finite)
 
 
 def _sum_config(x: torch.Tensor) -> torch.Tensor:

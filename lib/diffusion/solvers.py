@@ -28,7 +28,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from lib.core import random as _random
-from lib.core.checks import NonFiniteError, expand_like, require_int, require_positive
+from lib.core.checks import NonFiniteError, expand_like, require_batch, require_int, require_positive
 from lib.core.recording import Observe, Recorder
 from lib.diffusion import grids as _grids
 from lib.diffusion.grids import TimeGrid
@@ -62,10 +62,7 @@ def _result(rec: Recorder, x: torch.Tensor) -> Trajectory:
 
 
 def _check_start(x: torch.Tensor, name: str) -> None:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 1:
-        raise ValueError(f"{name} must be a floating tensor of shape (B, ...) with the batch on axis 0")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    require_batch(x, name, finite=True)
 
 
 def _check_step(x: torch.Tensor, solver: str, step: int, n_steps: int, t: float) -> None:

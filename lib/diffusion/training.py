@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from lib.core.checks import NonFiniteError, require_finite, require_in_range, require_positive
+from lib.core.checks import NonFiniteError, require_batch, require_in_range, require_int, require_positive
 from lib.core.files import atomic_save
 from lib.diffusion.losses import T_SAMPLINGS, check_t_sampling, dsm_loss
 from lib.diffusion.sde import LinearDriftSDE
@@ -31,11 +31,7 @@ LR_SCHEDULES = ("constant", "cosine")  # learning-rate schedules of train_score_
 
 
 def _optional_count(value, name: str):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-    return value
+    return None if value is None else require_int(value, name, 1)
 
 
 @dataclass(frozen=True)
@@ -200,9 +196,7 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
     dtype, device = _model_dtype_device(model)
     if generator.device.type != device.type:
         raise ValueError(f"the generator lives on {generator.device} but the model on {device}")
-    if not isinstance(data, torch.Tensor) or not data.is_floating_point() or data.ndim < 1 or data.shape[0] < 1:
-        raise ValueError("data must be a non-empty floating tensor of shape (N, ...) with the samples on axis 0")
-    require_finite(data, "training data")
+    require_batch(data, "training data", finite=True, non_empty=True)
     if config.t_min >= sde.T:
         raise ValueError(f"t_min = {config.t_min} must be < T = {sde.T}")
     data = data.to(device=device, dtype=dtype)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy import integrate, linalg
 
-from lib.core.checks import require_nonnegative, require_positive
+from lib.core.checks import require_int, require_nonnegative, require_positive
 from lib.stats import cumulants_from_moments
 
 __all__ = ["GaussianModel", "QuarticModel", "quadrature_moments"]
@@ -33,9 +33,7 @@ def _real_float(value, name: str) -> float:
 
 
 def _check_n_max(n_max) -> int:
-    if isinstance(n_max, bool) or not isinstance(n_max, (int, np.integer)) or n_max < 1:
-        raise ValueError(f"n_max must be an integer >= 1, got {n_max!r}")
-    return int(n_max)
+    return require_int(n_max, "n_max", 1)
 
 
 def _cutoff(action: Callable, n_max: int) -> float:
@@ -107,6 +105,11 @@ def quadrature_moments(action: Callable, n_max: int = 8, cutoff: float | None = 
 class _HolomorphicModel:
     """Shared methods of the models: exact moments and cumulants by quadrature of :math:`e^{-S}`."""
 
+    @property
+    def sigma0(self) -> complex:
+        r""":math:`\sigma_0 = A + iB`."""
+        return complex(self.A, self.B)
+
     def drift_coefficients(self) -> tuple:  # pragma: no cover - overridden
         raise NotImplementedError
 
@@ -177,11 +180,6 @@ class GaussianModel(_HolomorphicModel):
             raise ValueError(f"A (the real part of sigma0) must be > 0, got {A}")
         object.__setattr__(self, "A", A)
         object.__setattr__(self, "B", _real_float(self.B, "B"))
-
-    @property
-    def sigma0(self) -> complex:
-        r""":math:`\sigma_0 = A + iB`."""
-        return complex(self.A, self.B)
 
     def drift_coefficients(self) -> tuple:
         r"""Coefficients :math:`(k_0, k_1)` of :math:`K(z) = \sum_j k_j z^j = -\sigma_0 z`."""
@@ -339,11 +337,6 @@ class QuarticModel(_HolomorphicModel):
         object.__setattr__(self, "A", A)
         object.__setattr__(self, "B", _real_float(self.B, "B"))
         object.__setattr__(self, "lam", lam)
-
-    @property
-    def sigma0(self) -> complex:
-        r""":math:`\sigma_0 = A + iB`."""
-        return complex(self.A, self.B)
 
     def drift_coefficients(self) -> tuple:
         r"""Coefficients of :math:`K(z) = \sum_j k_j z^j = -\sigma_0 z - \lambda z^3`."""

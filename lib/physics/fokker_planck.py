@@ -44,7 +44,7 @@ import numpy as np
 import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
 
-from lib.core.checks import require_nonnegative, require_positive
+from lib.core.checks import require_int, require_nonnegative, require_positive
 from lib.stats import cumulants_from_moments
 
 __all__ = [
@@ -61,12 +61,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- Hermite functions
-def _check_size(n, name: str, lo: int = 1) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {n!r}")
-    return int(n)
-
-
 def ladder_matrices(n: int) -> tuple[np.ndarray, np.ndarray]:
     r"""Matrices of :math:`u = (a + a^\dagger)/\sqrt2` and :math:`d/du = (a - a^\dagger)/\sqrt2`.
 
@@ -75,7 +69,7 @@ def ladder_matrices(n: int) -> tuple[np.ndarray, np.ndarray]:
     Convention: an operator :math:`O` acts on coefficient vectors, :math:`O_{jm} = \int \psi_j\, O \psi_m`
     (:math:`a_{n-1,n} = \sqrt n`).  Exact for indices below ``n - 1`` in products; see :func:`fp_operator`.
     """
-    n = _check_size(n, "n")
+    n = require_int(n, "n")
     a = np.diag(np.sqrt(np.arange(1.0, n)), 1)
     return (a + a.T) / math.sqrt(2.0), (a - a.T) / math.sqrt(2.0)
 
@@ -86,7 +80,7 @@ def hermite_functions(n: int, u) -> np.ndarray:
     Stable three-term recursion :math:`\psi_{k+1} = \sqrt{2/(k+1)}\, u\, \psi_k - \sqrt{k/(k+1)}\, \psi_{k-1}`,
     :math:`\psi_0 = \pi^{-1/4} e^{-u^2/2}`.
     """
-    n = _check_size(n, "n")
+    n = require_int(n, "n")
     u = np.asarray(u, dtype=np.float64)
     out = np.empty((n,) + u.shape)
     out[0] = math.pi ** -0.25 * np.exp(-u * u / 2)
@@ -105,8 +99,8 @@ def hermite_integrals(n: int, p: int = 0, scale: float = 1.0) -> np.ndarray:
     :math:`m` (from :math:`\int a \psi = \int a^\dagger \psi`); then :math:`\int u^p \psi_m = (U^p)^T I` with the
     position matrix :math:`U` of a basis larger by :math:`p`, and :math:`x = s u` gives the factor :math:`s^{p+1}`.
     """
-    n = _check_size(n, "n")
-    p = _check_size(p, "p", 0)
+    n = require_int(n, "n")
+    p = require_int(p, "p", 0)
     scale = require_positive(scale, "scale")
     big = n + p + 1
     integ = np.zeros(big)
@@ -167,8 +161,8 @@ def fp_operator(coefficients, n_x: int, n_y: int, scale_x: float, scale_y: float
     Coefficients are ordered ``c[m, n] -> m * n_y + n``.  Derived in :doc:`book/part4/complex_langevin`
     (eq. ``eq-fpe-hermite``).
     """
-    n_x = _check_size(n_x, "n_x")
-    n_y = _check_size(n_y, "n_y")
+    n_x = require_int(n_x, "n_x")
+    n_y = require_int(n_y, "n_y")
     scale_x = require_positive(scale_x, "scale_x")
     scale_y = require_positive(scale_y, "scale_y")
     n_i = require_nonnegative(imag_noise, "imag_noise")
@@ -195,7 +189,7 @@ def _second_derivative(n: int, scale: float, pad: int) -> sparse.csr_matrix:
 def default_scales(model, n_x: int, n_y: int, imag_noise: float = 0.0) -> tuple[float, float]:
     r"""Hermite scales :math:`(s_x, s_y)` such that the basis covers the support of :math:`P`.
 
-    - Gaussian model (:class:`lib.physics.complex_langevin.GaussianModel`): :math:`s` equal to the marginal standard
+    - Gaussian model (:class:`lib.physics.cl_models.GaussianModel`): :math:`s` equal to the marginal standard
       deviations of the exact stationary Gaussian (the expansion then converges geometrically, to a relative
       :math:`10^{-8}` or better at 40 functions per direction).
     - Quartic model with real noise: the functions :math:`\psi_n(x/s)`, :math:`n < N`, reach out to
@@ -205,8 +199,8 @@ def default_scales(model, n_x: int, n_y: int, imag_noise: float = 0.0) -> tuple[
 
     Other cases (e.g. the quartic model with complex noise, no strip) need explicit scales (``ValueError``).
     """
-    n_x = _check_size(n_x, "n_x")
-    n_y = _check_size(n_y, "n_y")
+    n_x = require_int(n_x, "n_x")
+    n_y = require_int(n_y, "n_y")
     n_i = require_nonnegative(imag_noise, "imag_noise")
     if hasattr(model, "stationary_covariance"):
         C = model.stationary_covariance(n_i)
@@ -280,7 +274,7 @@ class FPSolution:
 
         Returns complex128 ``mu`` indexed by order, ``mu[0] = 1`` (the normalisation).
         """
-        n_max = _check_size(n_max, "n_max")
+        n_max = require_int(n_max, "n_max")
         xy = self.xy_moments(n_max, n_max)
         return np.array([sum(math.comb(n, k) * 1j**k * xy[n - k, k] for k in range(n + 1)) for n in range(n_max + 1)])
 
@@ -290,7 +284,7 @@ class FPSolution:
 
     def grid_moments(self, x, y, n_max: int = 8) -> np.ndarray:
         r""":math:`\int dx\,dy\,(x + iy)^n P(x, y)` by the trapezoidal rule on the grid ``x`` times ``y``."""
-        n_max = _check_size(n_max, "n_max")
+        n_max = require_int(n_max, "n_max")
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         P = self.density(x, y)
@@ -354,8 +348,8 @@ def solve_stationary(model, n_x: int = 40, n_y: int = 160, scale_x: float | None
     -------
     FPSolution
     """
-    n_x = _check_size(n_x, "n_x")
-    n_y = _check_size(n_y, "n_y")
+    n_x = require_int(n_x, "n_x")
+    n_y = require_int(n_y, "n_y")
     n_i = require_nonnegative(imag_noise, "imag_noise")
     if method not in ("eig", "svd"):
         raise ValueError(f"method must be 'eig' or 'svd', got {method!r}")

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from lib import stats
-from lib.core.checks import require_finite
+from lib.core.checks import require_finite, require_int
 
 __all__ = [
     "pooled_power_records",
@@ -314,16 +314,14 @@ def magnetisation_summary(m, volume: int, generator: np.random.Generator, n_boot
         arr = arr[:, None]
     if arr.ndim != 2:
         raise ValueError(f"m must have shape (N,) or (n_traj, n_chains), got {arr.shape}")
-    if isinstance(volume, bool) or not isinstance(volume, (int, np.integer)) or volume < 1:
-        raise ValueError(f"volume must be a positive integer, got {volume!r}")
+    require_int(volume, "volume", 1)
     n_traj, n_chains = arr.shape
     tau_abs = tau_m2 = None
     if block_length is None:
         tau_abs = stats.tau_int(np.abs(arr))
         tau_m2 = stats.tau_int(arr * arr)
         block_length = max(1, math.ceil(10.0 * max(tau_abs.tau, tau_m2.tau)))
-    if isinstance(block_length, bool) or not isinstance(block_length, (int, np.integer)) or block_length < 1:
-        raise ValueError(f"block_length must be a positive integer, got {block_length!r}")
+    require_int(block_length, "block_length", 1)
     block_length = int(min(block_length, n_traj))
     per_chain = n_traj // block_length
     n_blocks = per_chain * n_chains

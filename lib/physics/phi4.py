@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Integral
 
 import torch
 
@@ -60,9 +59,7 @@ class Phi4Params:
     lam: float  # quartic coupling lambda (>= 0); the papers use 0.022
 
     def __post_init__(self):
-        if isinstance(self.L, bool) or not isinstance(self.L, Integral) or self.L < 2:
-            raise ValueError(f"L must be an integer >= 2, got {self.L!r}")
-        object.__setattr__(self, "L", int(self.L))
+        object.__setattr__(self, "L", require_int(self.L, "L", 2))
         kappa = require_nonnegative(self.kappa, "kappa")
         lam = require_nonnegative(self.lam, "lam (lambda)")
         if lam == 0.0 and kappa >= 0.25:
@@ -243,8 +240,7 @@ def lattice_momenta(L: int, dtype: torch.dtype = torch.float64, device=None) -> 
 
     Index ``n`` of :func:`torch.fft.fft2` corresponds to :math:`p = 2\pi n/L`.
     """
-    if isinstance(L, bool) or not isinstance(L, Integral) or L < 2:
-        raise ValueError(f"L must be an integer >= 2, got {L!r}")
+    L = require_int(L, "L", 2)
     return 2.0 * math.pi * torch.arange(L, dtype=dtype, device=device) / L
 
 

@@ -13,7 +13,7 @@ The recipes of :doc:`book/part3/phi4_diffusion`, each a frozen dataclass whose e
 :class:`SampleSpec` (cache kind ``"phi4-dm-samples"``)
     configurations generated with the authors' Euler-Maruyama sampler (:func:`lib.diffusion.solvers.backward_em`), in
     batches that are saved as they finish (an interrupted run resumes at the next batch) by stochastic Heun on the
-    grid of Karras et al. (:func:`lib.diffusion.solvers.karras_grid`) or by the authors' Euler-Maruyama sampler, with the pooled
+    grid of Karras et al. (:func:`lib.diffusion.grids.karras`) or by the authors' Euler-Maruyama sampler, with the pooled
     single-site moments and the momentum-space power spectrum recorded along the backward process and a few
     configurations kept at chosen times :math:`t` of the backward process (denoising snapshots).
 
@@ -114,7 +114,7 @@ class SampleSpec:
     n_samples: int  # configurations to generate (>= 2)
     n_steps: int = 100  # steps of the backward process (>= 2); Heun evaluates the score twice per step
     method: str = "heun"  # "heun": stochastic Heun (lib.diffusion.solvers.backward_solve); "em": the authors' Euler-Maruyama
-    spacing: str = "karras"  # Heun's grid: "karras" (lib.diffusion.solvers.karras_grid) or "uniform"; EM: the authors' grid
+    spacing: str = "karras"  # Heun's grid: "karras" (lib.diffusion.grids.karras) or "uniform"; EM: the authors' grid
     t_end: float = 1e-4  # last time of the grid (the authors' EM: 1e-3, no noise on its last step)
     batch: int = 1024  # configurations per batch; each finished batch is saved, so a run resumes
     record_every: int = 10  # record pooled moments and the power spectrum every record_every steps
