@@ -15,7 +15,7 @@ second.  For comparison the script also measures the integrated autocorrelation 
 HMC update (in trajectories) with the vectorised code: the protocol spends 128 trajectories per
 configuration where a thermalised chain would need ~2 tau_int.
 
-*Ours* (lib.hmc.hmc): all chains in one batch, Omelyan integrator with a tuned step, trajectory
+*Ours* (lib.physics.hmc.hmc): all chains in one batch, Omelyan integrator with a tuned step, trajectory
 length ~1.35 and jittered step sizes; after thermalisation, tau_int (Wolff's Gamma method,
 lib.stats.tau_int, averaged over chains) of |M|, M^2 and the action is measured in the same
 run, and configurations are counted as independent when separated by 2 tau_max (the slowest
@@ -39,8 +39,9 @@ import time
 import numpy as np
 import torch
 
-from lib import hmc, phi4, stats
-from lib._random import make_generator
+from lib import stats
+from lib.physics import hmc, phi4
+from lib.core.random import make_generator
 
 L, KAPPA, LAM = 32, 0.21, 0.022
 
@@ -135,7 +136,7 @@ def main(argv=None):
     ref_taus = taus(ref_run.records)
     ref_tmax = max(t.tau for t in ref_taus.values())
     print(f"  tau_int of that update (leapfrog 100 x 0.01, {args.ref_tau_chains} chains x {args.ref_tau_traj} "
-          f"trajectories after 128, {t_ref_tau:.0f} s with lib.hmc): "
+          f"trajectories after 128, {t_ref_tau:.0f} s with lib.physics.hmc): "
           + ", ".join(f"{k} {fmt_tau(t)}" for k, t in ref_taus.items()))
     print(f"  -> the protocol spends 128 trajectories per configuration; 2 tau_max = {2 * ref_tmax:.1f} would do "
           "once thermalised")
@@ -156,7 +157,7 @@ def main(argv=None):
     n_indep = args.chains * args.traj / (2.0 * tmax)
     rate = n_indep / t_meas
     rate_incl = n_indep / (t_meas + t_therm)
-    print(f"\nours (lib.hmc, {args.chains} chains in one batch, {args.integrator} step {args.step} x {args.n_steps}, "
+    print(f"\nours (lib.physics.hmc, {args.chains} chains in one batch, {args.integrator} step {args.step} x {args.n_steps}, "
           f"jitter {args.jitter}, trajectory length {args.step * args.n_steps:.2f})")
     print(f"  thermalisation {args.therm} trajectories: {t_therm:.1f} s; measurement {args.traj} trajectories: "
           f"{t_meas:.1f} s; acceptance {run.acceptance:.3f}")

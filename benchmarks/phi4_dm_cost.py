@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python benchmarks/phi4_dm_cost.py [--scale quick|paper|both] [--train-steps 5] [--sample-batch 64]
         [--threads 1] [--device cpu]
 
-For each scale of ``lib.phi4_diffusion.book_specs`` the script builds the network of the kappa = 0.4 model and
+For each scale of ``lib.recipes.phi4_diffusion.book_specs`` the script builds the network of the kappa = 0.4 model and
 measures, on this machine:
 
 * the wall time of a few training steps (denoising score matching and Adam, the batch size of the recipe), from
@@ -28,9 +28,10 @@ import time
 
 import torch
 
-from lib import hmc, lattice_nets, phi4, train
-from lib import phi4_diffusion as dm
-from lib._random import make_generator
+from lib.diffusion import lattice_nets, losses
+from lib.physics import hmc, phi4
+from lib.recipes import phi4_diffusion as dm
+from lib.core.random import make_generator
 
 
 def _time(fn, repeat: int) -> float:
@@ -45,14 +46,14 @@ def measure(scale: str, train_steps: int, sample_batch: int, device) -> dict:
     specs = dm.book_specs(scale)
     spec, sample = specs["k0.4"], specs["sample"]
     L = spec.params.L
-    sde = dm.scheme(spec)
+    sde = dm.forward_sde(spec)
     net = lattice_nets.build_lattice_net(spec.net, sde, generator=make_generator(0)).to(device)
     gen = make_generator(1, device)
     data = torch.randn(spec.train.batch_size, L, L, generator=gen, device=device) * 0.5
     opt = torch.optim.Adam(net.parameters(), lr=spec.train.lr)
 
     def train_step():
-        loss = train.dsm_loss(net, sde, data, gen, spec.train.t_min)
+        loss = losses.dsm_loss(net, sde, data, gen, spec.train.t_min)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

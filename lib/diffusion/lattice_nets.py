@@ -36,8 +36,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lib.core.checks import require_int, require_positive
-from lib.diffusion.nets import ACTIVATIONS, TimeConditionedScore
+from lib.core.checks import require_int
+from lib.diffusion.nets import ACTIVATIONS, TimeConditionedScore, check_time_conditioning
 from lib.diffusion.sde import LinearDriftSDE
 
 __all__ = ["KINDS", "LatticeNetConfig", "LatticeScoreNet", "build_lattice_net"]
@@ -72,13 +72,7 @@ class LatticeNetConfig:
         object.__setattr__(self, "channels", tuple(require_int(c, "channels width") for c in self.channels))
         if require_int(self.kernel_size, "kernel_size") % 2 == 0:
             raise ValueError(f"kernel_size must be odd (a centred stencil), got {self.kernel_size}")
-        if require_int(self.embed_dim, "embed_dim", lo=2) % 2:
-            raise ValueError(f"embed_dim must be even (sine and cosine features), got {self.embed_dim}")
-        object.__setattr__(self, "embed_scale", require_positive(self.embed_scale, "embed_scale"))
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if not isinstance(self.odd, bool):
-            raise ValueError(f"odd must be True or False, got {self.odd!r}")
+        check_time_conditioning(self)
         if not isinstance(self.group_norm, bool):
             raise ValueError(f"group_norm must be True or False, got {self.group_norm!r}")
 

@@ -37,7 +37,7 @@ from lib.core.random import make_generator
 from lib.diffusion.sde import LinearDriftSDE
 
 __all__ = ["ACTIVATIONS", "MLPConfig", "GaussianFourierEmbedding", "ScoreMLP", "build_mlp", "score_fn",
-           "rescaled_score_fn", "batch_times", "divide_by_kernel_width", "TimeConditionedScore"]
+           "rescaled_score_fn", "batch_times", "divide_by_kernel_width", "TimeConditionedScore", "check_time_conditioning"]
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,  # the authors' choice (negative slope 0.01)
@@ -45,6 +45,18 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
     "tanh": nn.Tanh,
 }
+
+def check_time_conditioning(config) -> None:
+    """Validate the fields every score-network configuration shares: ``embed_dim`` (even, >= 2), ``embed_scale``
+    (> 0, stored as a float), ``activation`` (a key of :data:`ACTIVATIONS`) and ``odd`` (a bool)."""
+    if require_int(config.embed_dim, "embed_dim", lo=2) % 2:
+        raise ValueError(f"embed_dim must be even (sine and cosine features), got {config.embed_dim}")
+    object.__setattr__(config, "embed_scale", require_positive(config.embed_scale, "embed_scale"))
+    if config.activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {config.activation!r}")
+    if not isinstance(config.odd, bool):
+        raise ValueError(f"odd must be True or False, got {config.odd!r}")
+
 
 @dataclass(frozen=True)
 class MLPConfig:
@@ -62,13 +74,7 @@ class MLPConfig:
         if isinstance(self.hidden, int) or not isinstance(self.hidden, (tuple, list)) or not self.hidden:
             raise ValueError(f"hidden must be a non-empty sequence of layer widths, got {self.hidden!r}")
         object.__setattr__(self, "hidden", tuple(require_int(w, "hidden width") for w in self.hidden))
-        if require_int(self.embed_dim, "embed_dim") % 2:
-            raise ValueError(f"embed_dim must be even (sine and cosine features), got {self.embed_dim}")
-        object.__setattr__(self, "embed_scale", require_positive(self.embed_scale, "embed_scale"))
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if not isinstance(self.odd, bool):
-            raise ValueError(f"odd must be True or False, got {self.odd!r}")
+        check_time_conditioning(self)
 
 
 class GaussianFourierEmbedding(nn.Module):
