@@ -6,7 +6,7 @@ Usage::
         [--integrator omelyan --step 0.45 --n-steps 3 --jitter 0.3] [--ref-configs 3]
         [--ref-tau-chains 64 --ref-tau-traj 160] [--threads 1] [--float32] [--seed 0]
 
-Model: L = 32, kappa = 0.21, lambda = 0.022 (symmetric phase, Table T5 of REFERENCE.md).
+Model: L = 32, kappa = 0.21, lambda = 0.022 (symmetric phase, Table T5 of arXiv:2309.17082).
 
 *Reference* (the authors' protocol, plain numpy, one chain at a time): a fresh hot-started
 chain per configuration, 128 leapfrog trajectories of 100 steps of 0.01, the last configuration
@@ -28,7 +28,7 @@ shared, loaded machine torch's OpenMP threads can be many times *slower* than on
 About 128 chains per batch is fastest on a CPU (the fields stay in cache); ``--float32``
 roughly doubles our rate.  Default runtime: well under a minute on an idle machine.
 
-Back-link: book/part3/phi4_hmc.md.  A script, not a test (STYLE.md: benchmarks print ratios
+Back-link: book/part3/phi4_hmc.md.  A script, not a test (benchmarks print ratios
 against a reference run in the same process).
 """
 from __future__ import annotations

@@ -18,7 +18,7 @@ measures, on this machine:
 
 It prints the cost per configuration of each and their ratio.  The paper scale (U-Net on 32 x 32) is meant for a
 GPU; on a CPU it is estimated from the measured fraction.  Back-link: book/part3/phi4_diffusion.md.  A script, not a
-test (STYLE.md: benchmarks print ratios against a reference measured in the same run).
+test (benchmarks print ratios against a reference measured in the same run).
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def measure(scale: str, train_steps: int, sample_batch: int, device) -> dict:
         net(x, 0.5)
 
     sec_eval = _time(sample_step, 3)
-    n_evals = 2 * sample.n_steps if sample.method == "heun" else sample.n_steps  # Heun: two evaluations per step
+    n_evals = sample.score_evaluations  # Heun: two evaluations per step
     ens_spec = spec.ensembles[0]
     phi = phi4.cold_start(ens_spec.params, ens_spec.n_chains, device=device)
     n_traj = 4 * ens_spec.keep_every

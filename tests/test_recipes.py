@@ -94,7 +94,7 @@ def test_complex_langevin_run_and_cl_diffusion_recipes(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="name"):
         cl_runs.main_run("sextic")
     a = cld.stretch_of(data["xy"].reshape(-1, 2))
-    config = cld.authors_train_config(cld.train_config("quick"))
+    config = cld.uniform_times_constant_rate(cld.train_config("quick"))
     assert config.t_sampling == "uniform" and config.lr_schedule == "constant"
     tiny = config.__class__(n_steps=3, lr=1e-3, batch_size=16, ema_decay=0.9)
     res = cld.trained("gauss", data, a, tiny, cache=cache)

@@ -1,7 +1,7 @@
 r"""Observables of lattice :math:`\phi^4` ensembles: magnetisation, susceptibility, Binder
 cumulant, two-point functions and single-site cumulants, with errors.
 
-Conventions (REFERENCE.md, :doc:`book/part3/phi4_hmc`): :math:`V = L^2`,
+Conventions (:doc:`book/notation`, :doc:`book/part3/phi4_hmc`): :math:`V = L^2`,
 :math:`M = V^{-1}\sum_x \phi(x)`, :math:`\chi_2 = V(\langle M^2\rangle - \langle M\rangle^2)`,
 :math:`U_L = 1 - \langle M^4\rangle / (3\langle M^2\rangle^2)`, and the Fourier transform
 :math:`\tilde\phi(p) = \sum_x e^{-ipx}\phi(x)` (:func:`torch.fft.fft2`, momenta

@@ -16,7 +16,7 @@ from lib.diffusion import nets, sde, solvers, training
 from lib.infra.cache import ArtefactCache
 from lib.recipes.cached_training import trained_score_model
 
-__all__ = ["SCHEME", "NET", "TRAIN_SEEDS", "N_STEPS", "train_config", "authors_train_config", "n_generated",
+__all__ = ["SCHEME", "NET", "TRAIN_SEEDS", "N_STEPS", "train_config", "uniform_times_constant_rate", "n_generated",
            "stretch_of", "learned_score", "trained", "generated"]
 
 SCHEME = sde.ve(sigma=10.0)
@@ -37,7 +37,7 @@ def train_config(scale: str) -> training.TrainConfig:
     raise ValueError(f"scale must be 'quick' or 'paper', got {scale!r}")
 
 
-def authors_train_config(config: training.TrainConfig) -> training.TrainConfig:
+def uniform_times_constant_rate(config: training.TrainConfig) -> training.TrainConfig:
     """``config`` with the authors' choices instead of ours: uniform times, constant learning rate."""
     return dataclasses.replace(config, t_sampling="uniform", lr_schedule="constant")
 
