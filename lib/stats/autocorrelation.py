@@ -71,8 +71,19 @@ def _gamma_method(arr: np.ndarray, S: float):
             stacklevel=3,
         )
     c_f = gamma[0] + 2 * gamma[1 : window + 1].sum()
+    if c_f < gamma[0]:
+        # tau_int(W) < 1/2: an anticorrelated series (or one too short to tell).  The windowing assumes a positive,
+        # decaying rho(t); like the reference implementation pyerrors, tau_int is kept at 1/2 (the error of the mean
+        # is then the naive one, an upper bound) instead of shrinking the error, possibly below zero.
+        warnings.warn(
+            f"tau_int: the summed autocorrelation gives tau_int = {c_f / (2 * gamma[0]):.3g} < 1/2 (an anticorrelated "
+            "or very short series); tau_int is set to 1/2, so the error of the mean is the naive one (an upper bound)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        c_f = gamma[0]
     gamma = gamma + c_f / n_tot  # bias correction of Gamma (Wolff 2004)
-    c_f = gamma[0] + 2 * gamma[1 : window + 1].sum()
+    c_f = c_f * (1 + (2 * window + 1) / n_tot)
     tau = c_f / (2 * gamma[0])
     dtau = tau * 2 * math.sqrt(max(window - tau + 0.5, 0.0) / n_tot)
     return float(tau), float(dtau), int(window), int(n_tot), float(gamma[0]), float(mean)
