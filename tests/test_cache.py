@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -309,3 +310,76 @@ def test_key_includes_the_code_fingerprint(tmp_path, monkeypatch):
     before = cache.key("k", {"a": 1})
     monkeypatch.setattr(cache_mod, "code_fingerprint", lambda *args: "changed library")
     assert cache.key("k", {"a": 1}) != before
+
+
+# --- nothing computed is lost (issue: reliability) ------------------------------------------------------------------
+def test_unwritable_cache_returns_the_result_and_warns(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    cache = ArtefactCache(tmp_path / "file" / "cache")  # mkdir below a regular file fails, also for root
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": torch.arange(3.0)}
+
+    with pytest.warns(CacheWarning, match="not writable.*computed and returned but not stored"):
+        out = cache.get_or_compute("kind", {"a": 1}, compute)
+    assert calls == [1] and torch.equal(out["x"], torch.arange(3.0))
+
+
+def test_a_failing_write_after_compute_returns_the_result(tmp_path, monkeypatch):
+    cache = ArtefactCache(tmp_path)
+
+    def broken_write(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cache, "_write", broken_write)
+    with pytest.warns(CacheWarning, match="could not store.*returned but not cached"):
+        out = cache.get_or_compute("kind", {"a": 1}, lambda: {"x": np.arange(3.0), "n": 2})
+    np.testing.assert_array_equal(out["x"], np.arange(3.0))
+    assert out["n"] == 2
+
+
+def test_corrupt_entry_in_a_read_only_cache_is_recomputed(tmp_path, monkeypatch):
+    cache = ArtefactCache(tmp_path)
+    path = cache.save("kind", {"a": 1}, {"x": torch.ones(2)})
+    (path / "data.pt").write_bytes(b"garbage")
+
+    def no_move(*args, **kwargs):
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr(ArtefactCache, "_move_aside", staticmethod(no_move))
+    with pytest.warns(CacheWarning, match="could not be moved aside"):
+        out = cache.get_or_compute("kind", {"a": 1}, lambda: {"x": torch.zeros(2)})
+    assert torch.equal(out["x"], torch.zeros(2))
+
+
+def test_an_entry_replaced_while_it_is_read_is_not_moved_aside(tmp_path, monkeypatch):
+    cache = ArtefactCache(tmp_path)
+    path = cache.save("kind", {"a": 1}, {"x": torch.ones(2)})
+    real, calls = ArtefactCache._read_entry, []
+
+    def flaky(p, key):
+        calls.append(1)
+        if len(calls) == 1:  # the writer's os.replace happened between stat and read
+            raise FileNotFoundError(2, "No such file or directory", str(p / "provenance.json"))
+        return real(p, key)
+
+    monkeypatch.setattr(ArtefactCache, "_read_entry", staticmethod(flaky))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)
+        out = cache.load("kind", {"a": 1})
+    assert torch.equal(out["x"], torch.ones(2)) and len(calls) == 2 and path.exists()
+
+
+def test_orphaned_temporary_directories_are_cleaned(tmp_path):
+    cache = ArtefactCache(tmp_path)
+    cache.save("kind", {"a": 0}, {"x": 1})
+    old = tmp_path / "kind" / ".tmp-0123456789abcdef-deadbeef"
+    fresh = tmp_path / "kind" / ".tmp-0123456789abcdef-feedface"
+    for d in (old, fresh):
+        d.mkdir()
+        (d / "data.pt").write_bytes(b"half")
+    os.utime(old, (time.time() - 2 * cache_mod.ORPHAN_AGE,) * 2)
+    cache.save("kind", {"a": 1}, {"x": 2})
+    assert not old.exists() and fresh.exists()  # a fresh one may belong to a writer at work

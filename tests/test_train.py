@@ -11,11 +11,12 @@ from scipy.stats import kstest
 import lib.diffusion.training as train_mod
 from lib.core.checks import NonFiniteError
 from lib.core.random import make_generator
-from lib.infra.cache import ArtefactCache
+from lib.infra.cache import ArtefactCache, CacheWarning
 from lib.diffusion.nets import MLPConfig, build_mlp, score_fn
 from lib.diffusion.sde import ve, vp
 from lib.diffusion.losses import dsm_loss, sample_times
-from lib.diffusion.training import CHECKPOINT_NAME, TrainConfig, learning_rate, train_score_model
+from lib.diffusion.training import (CHECKPOINT_NAME, CheckpointError, TrainConfig, TrainingDiverged, learning_rate,
+                                    train_score_model)
 from lib.recipes.cached_training import trained_score_model
 
 
@@ -353,8 +354,83 @@ def test_resume_refuses_a_mismatched_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="beyond"):
         train_score_model(_small_net(), sde, RESUME_DATA, TrainConfig(**{**RESUME.__dict__, "n_steps": 20}),
                           make_generator(0), checkpoint_dir=tmp_path)
-    with pytest.raises(ValueError, match="samples"):
+    with pytest.raises(CheckpointError, match=r"belongs to another run; differs in data"):
         train_score_model(_small_net(), sde, RESUME_DATA[:100], RESUME, make_generator(0), checkpoint_dir=tmp_path)
+
+
+def test_a_checkpoint_of_another_sde_or_other_data_of_the_same_size_is_refused(tmp_path):
+    """Before: only a few hyperparameters and the sample count were compared, so a VE-trained network came back as
+    the VP model (and one trained on other data of the same size as this one)."""
+    train_score_model(_small_net(), ve(), RESUME_DATA, RESUME, make_generator(0), checkpoint_dir=tmp_path)
+    path = tmp_path / CHECKPOINT_NAME
+    with pytest.raises(CheckpointError, match=r"differs in sde \(checkpoint: 'LinearDriftSDE") as info:
+        train_score_model(_small_net(), vp(), RESUME_DATA, RESUME, make_generator(0), checkpoint_dir=tmp_path)
+    assert info.value.path == path and str(path) in str(info.value)
+    other = RESUME_DATA + 1e-3  # same size, other values
+    with pytest.raises(CheckpointError, match=r"differs in data"):
+        train_score_model(_small_net(), ve(), other, RESUME, make_generator(0), checkpoint_dir=tmp_path)
+    wider = build_mlp(MLPConfig(dim=2, hidden=(16,)), ve(), generator=make_generator(1))
+    with pytest.raises(CheckpointError, match=r"differs in network .*parameters"):
+        train_score_model(wider, ve(), RESUME_DATA, RESUME, make_generator(0), checkpoint_dir=tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "flipped weight byte"])
+def test_a_corrupt_checkpoint_is_refused_with_its_name(tmp_path, damage):
+    train_score_model(_small_net(), ve(), RESUME_DATA, RESUME, make_generator(0), checkpoint_dir=tmp_path)
+    path = tmp_path / CHECKPOINT_NAME
+    raw = bytearray(path.read_bytes())
+    if damage == "truncated":
+        raw = raw[: len(raw) // 2]
+    elif damage == "empty":
+        raw = bytearray()
+    elif damage == "garbage":
+        raw = bytearray(b"not a checkpoint" * 10)
+    else:  # one byte in the middle of the payload (the serialised weights), the zip structure intact
+        payload = torch.load(path, weights_only=True)["payload"].numpy().tobytes()
+        at = raw.find(payload[len(payload) // 2: len(payload) // 2 + 64])
+        assert at > 0
+        raw[at] ^= 0x01
+    path.write_bytes(bytes(raw))
+    expected = "is corrupt: the sha256" if damage == "flipped weight byte" else "is unreadable"
+    with pytest.raises(CheckpointError, match=expected) as info:
+        train_score_model(_small_net(), ve(), RESUME_DATA, RESUME, make_generator(0), checkpoint_dir=tmp_path)
+    assert str(path) in str(info.value)
+
+
+def test_cached_training_recovers_from_a_corrupt_checkpoint_by_itself(tmp_path, monkeypatch):
+    ref = _cached(ArtefactCache(tmp_path / "ref"))
+    cache = ArtefactCache(tmp_path / "cache")
+    real, calls = train_mod.dsm_loss, []
+
+    def crash_at_17(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 17:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "dsm_loss", crash_at_17)
+    with pytest.raises(RuntimeError, match="simulated"):
+        _cached(cache)
+    monkeypatch.setattr(train_mod, "dsm_loss", real)
+    scratch = next((cache.root / "test_net").glob("*.scratch"))
+    (scratch / CHECKPOINT_NAME).write_bytes(b"corrupt")
+    with pytest.warns(CacheWarning, match="is unreadable.*moved to.*starts again"):
+        recovered = _cached(cache)
+    assert recovered.resumed_from is None and _states_equal(ref.model, recovered.model)
+    assert torch.equal(ref.losses, recovered.losses) and _cached(cache).from_cache
+
+
+def test_a_diverging_training_stops_with_an_error():
+    """Before: lr = 1e3 drove the loss to ~1e27 and the training finished without a word."""
+    data = torch.randn(512, 2, generator=make_generator(0))
+    config = TrainConfig(n_steps=400, lr=1e3, batch_size=64, ema_decay=None)
+    with pytest.raises(TrainingDiverged, match=r"the loss diverged.*lower the learning rate"):
+        train_score_model(_small_net(), ve(), data, config, make_generator(1))
+    ok = train_score_model(_small_net(), ve(), data, TrainConfig(n_steps=300, lr=1e-3, batch_size=64),
+                           make_generator(1))
+    assert ok.steps == 300
+    with pytest.raises(ValueError, match="max_loss_growth must be > 1"):
+        TrainConfig(n_steps=1, max_loss_growth=0.5)
 
 
 # --- artefact cache ---------------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ A trained network kept in the artefact cache is a recipe: :func:`lib.recipes.cac
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
 import math
 import time
 from dataclasses import dataclass
@@ -23,9 +25,11 @@ from lib.diffusion.losses import T_SAMPLINGS, check_t_sampling, dsm_loss
 from lib.diffusion.sde import LinearDriftSDE
 
 __all__ = ["TrainConfig", "TrainResult", "train_score_model", "learning_rate", "CHECKPOINT_NAME", "T_SAMPLINGS",
-           "LR_SCHEDULES"]
+           "LR_SCHEDULES", "CheckpointError", "TrainingDiverged", "run_identity", "data_fingerprint", "save_checkpoint",
+           "load_checkpoint"]
 
 CHECKPOINT_NAME = "checkpoint.pt"  # file name of the checkpoint inside checkpoint_dir
+CHECKPOINT_FORMAT = 2  # layout of a checkpoint file: {"format", "sha256", "payload"}
 _RESUME_FIELDS = ("lr", "batch_size", "augment_flip", "ema_decay", "t_min", "t_sampling", "lr_schedule")  # must match
 LR_SCHEDULES = ("constant", "cosine")  # learning-rate schedules of train_score_model
 
@@ -50,6 +54,9 @@ class TrainConfig:
     # learning rate at each step: "constant" (lr throughout) or "cosine" (from lr down to 0 at the last step)
     lr_schedule: str = "constant"
     checkpoint_every: int = 1000  # steps between checkpoints (when a checkpoint_dir is given); >= 1
+    # stop with TrainingDiverged when the mean loss of 100 steps exceeds this factor times the loss of the first step
+    # (the untrained network): a diverging run, e.g. a learning rate far too large; None: never
+    max_loss_growth: float | None = 1e4
 
     def __post_init__(self):
         _optional_count(self.n_steps, "n_steps")
@@ -72,6 +79,11 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if _optional_count(self.checkpoint_every, "checkpoint_every") is None:
             raise ValueError("checkpoint_every must be a positive integer, got None")
+        if self.max_loss_growth is not None:
+            growth = require_positive(self.max_loss_growth, "max_loss_growth")
+            if growth <= 1.0:
+                raise ValueError(f"max_loss_growth must be > 1 (a factor of growth of the loss) or None, got {growth}")
+            object.__setattr__(self, "max_loss_growth", growth)
 
 
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:
@@ -121,14 +133,85 @@ def _resume_config(config: TrainConfig) -> dict:
     return {k: getattr(config, k) for k in _RESUME_FIELDS}
 
 
-def _load_checkpoint(path: Path, config: TrainConfig) -> dict | None:
+class TrainingDiverged(NonFiniteError):
+    """The training loss grew by more than ``TrainConfig.max_loss_growth`` (a diverging run)."""
+
+
+class CheckpointError(ValueError):
+    """A training checkpoint that cannot be resumed from: unreadable, corrupt (checksum) or of another run.
+
+    ``path`` is the checkpoint file; the message says what is wrong or what differs.
+    """
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = Path(path)
+
+
+def data_fingerprint(data: torch.Tensor) -> str:
+    """sha256 of the shape, dtype and values of a tensor (on any device)."""
+    arr = data.detach().to("cpu").contiguous()
+    digest = hashlib.sha256(f"{tuple(arr.shape)}|{arr.dtype}|".encode())
+    digest.update(arr.view(torch.uint8).numpy().tobytes() if arr.numel() else b"")
+    return digest.hexdigest()
+
+
+def run_identity(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor, config: TrainConfig) -> dict:
+    """Everything that determines a training run besides the generator and the number of steps: the SDE, the network
+    (class, configuration, parameter shapes), the hyperparameters that must match on resuming and a fingerprint of the
+    (augmented) training data.  Stored in every checkpoint and compared on resuming."""
+    return {
+        "sde": repr(sde),
+        "network": f"{type(model).__qualname__}({getattr(model, 'config', '')!r})",
+        "parameters": [[name, list(value.shape)] for name, value in model.state_dict().items()],
+        "train": {k: v for k, v in _resume_config(config).items()},
+        "data": data_fingerprint(data),
+    }
+
+
+def _short(value, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """Write ``state`` atomically with a sha256 checksum of its serialised bytes (see :func:`load_checkpoint`)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    atomic_save({"format": CHECKPOINT_FORMAT, "sha256": hashlib.sha256(payload).hexdigest(),
+                 "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}, path)
+
+
+def load_checkpoint(path: Path, identity: dict | None = None) -> dict | None:
+    """The state in the checkpoint file ``path``, or None when there is none.
+
+    Raises :class:`CheckpointError` naming the file when it is unreadable, when its checksum does not match (a
+    flipped byte anywhere, weights included), or when ``identity`` (:func:`run_identity`) differs from the stored
+    one (the message names every field that differs).  Loaded with ``weights_only=True``: nothing is executed.
+    """
+    path = Path(path)
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    saved = state.get("config", {})
-    if saved != _resume_config(config):
-        raise ValueError(f"the checkpoint {path} was written with {saved}, which differs from the requested "
-                         f"{_resume_config(config)}; delete it or use another checkpoint_dir")
+    try:
+        outer = torch.load(path, map_location="cpu", weights_only=True)
+        payload, expected = outer["payload"].numpy().tobytes(), outer["sha256"]
+        if outer.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"format {outer.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+    except Exception as err:
+        raise CheckpointError(f"the training checkpoint {path} is unreadable (not a complete checkpoint written by "
+                              f"lib: {type(err).__name__}); delete it or use another checkpoint_dir", path) from None
+    if hashlib.sha256(payload).hexdigest() != expected:
+        raise CheckpointError(f"the training checkpoint {path} is corrupt: the sha256 of its contents does not match "
+                              "the checksum stored with it; delete it or use another checkpoint_dir", path)
+    state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    if identity is not None:
+        saved = state.get("identity") or {}
+        differs = [f"{k} (checkpoint: {_short(saved.get(k))}, requested: {_short(identity[k])})"
+                   for k in identity if saved.get(k) != identity[k]]
+        if differs:
+            raise CheckpointError(f"the training checkpoint {path} belongs to another run; differs in "
+                                  + "; ".join(differs) + ". Delete it or use another checkpoint_dir", path)
     return state
 
 
@@ -173,9 +256,11 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
         If given, ``checkpoint.pt`` (model, EMA, optimiser, step, generator state, epoch order, losses) is written
         atomically every ``config.checkpoint_every`` steps and at the end.  If it already holds a checkpoint the
         run continues from it (the weights of ``model`` and the state of ``generator`` are replaced), and the result
-        is bitwise identical to an uninterrupted run.  ``lr``, ``batch_size``, ``augment_flip``, ``ema_decay``,
-        ``t_min``, ``t_sampling`` and ``lr_schedule`` must match the checkpoint (else ``ValueError``);
-        ``n_steps``/``epochs`` may grow (a cosine schedule then continues on the longer run's curve).
+        is bitwise identical to an uninterrupted run.  The checkpoint carries a checksum and the identity of its run
+        (:func:`run_identity`: the SDE, the network, ``lr``, ``batch_size``, ``augment_flip``, ``ema_decay``,
+        ``t_min``, ``t_sampling``, ``lr_schedule`` and a fingerprint of the data); an unreadable, corrupt or foreign
+        checkpoint raises :class:`CheckpointError` naming the file and what differs.  ``n_steps``/``epochs`` may
+        grow (a cosine schedule then continues on the longer run's curve).
     progress : bool, optional
         Show a tqdm bar; ``None`` shows it only on an interactive terminal.
 
@@ -188,6 +273,10 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
     ------
     NonFiniteError
         When the loss becomes NaN or infinite; the message names the step.  The step is not applied.
+    TrainingDiverged
+        When the loss grows by more than ``config.max_loss_growth`` (a :class:`NonFiniteError`).
+    CheckpointError
+        When the checkpoint in ``checkpoint_dir`` cannot be resumed from.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -212,14 +301,13 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
         ema.requires_grad_(False)
     losses: list[float] = []
     step, perm, resumed_from = 0, None, None
-    path = None
+    path = identity = None
     if checkpoint_dir is not None:
         path = Path(checkpoint_dir) / CHECKPOINT_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
-        state = _load_checkpoint(path, config)
+        identity = run_identity(model, sde, data, config)
+        state = load_checkpoint(path, identity)
         if state is not None:
-            if state["n_data"] != n_data:
-                raise ValueError(f"the checkpoint {path} was trained on {state['n_data']} samples, not {n_data}")
             if state["step"] > total:
                 raise ValueError(f"the checkpoint {path} is at step {state['step']}, beyond the requested {total}")
             model.load_state_dict(state["model"])
@@ -230,12 +318,12 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
             step, perm, resumed_from = state["step"], state["perm"].to(device), state["step"]
             losses = state["losses"].tolist()
 
-    def save_checkpoint():
-        atomic_save({"step": step, "n_data": n_data, "config": _resume_config(config),
-                      "model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-                      "optimizer": optimiser.state_dict(), "generator": generator.get_state(),
-                      "perm": perm.cpu() if perm is not None else torch.empty(0, dtype=torch.long),
-                      "losses": torch.tensor(losses, dtype=torch.float64)}, path)
+    def write_checkpoint():
+        save_checkpoint({"step": step, "identity": identity,
+                         "model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
+                         "optimizer": optimiser.state_dict(), "generator": generator.get_state(),
+                         "perm": perm.cpu() if perm is not None else torch.empty(0, dtype=torch.long),
+                         "losses": torch.tensor(losses, dtype=torch.float64)}, path)
 
     start = time.perf_counter()
     model.train()
@@ -260,11 +348,18 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
                 _ema_update(ema, model, config.ema_decay)
             losses.append(value)
             step += 1
+            if config.max_loss_growth is not None and step % 100 == 0:
+                first, last = losses[0], sum(losses[-100:]) / len(losses[-100:])
+                if last > config.max_loss_growth * first:
+                    raise TrainingDiverged(
+                        f"train_score_model: the loss diverged: mean {last:.4g} over steps {step - 99}-{step}, "
+                        f"{last / first:.3g} times the loss {first:.4g} of the untrained network at the first step "
+                        f"(max_loss_growth = {config.max_loss_growth:g}); lower the learning rate (lr = {config.lr:g})")
             bar.update(1)
             if step % 100 == 0 or step == total:
                 bar.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.4g}")
             if path is not None and (step % config.checkpoint_every == 0 or step == total):
-                save_checkpoint()
+                write_checkpoint()
     finally:
         bar.close()
     return TrainResult(model, ema, torch.tensor(losses, dtype=torch.float64), time.perf_counter() - start,

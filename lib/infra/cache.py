@@ -8,7 +8,12 @@ neither a changed parameter nor changed library code ever reuses a stale artefac
 (checksum mismatch, unreadable file, missing provenance) raises no error: it gives a :class:`CacheWarning`, is
 moved aside to ``<dir>.corrupt-<timestamp>`` (nothing is deleted) and counts as absent, so
 :meth:`ArtefactCache.get_or_compute` recomputes it.  An entry is written into a temporary directory and moved
-into place with one ``os.replace``, so an interrupted write never leaves a valid-looking entry.
+into place with one ``os.replace``, so an interrupted write never leaves a valid-looking entry; temporary
+directories of a killed writer are removed by a later write once they are older than :data:`ORPHAN_AGE`.  A reader
+that fails on an entry reads it once more before calling it corrupt, so an entry replaced by a concurrent writer
+while it was read is not moved aside.  Nothing computed is lost: when the cache cannot be written (a read-only or
+missing directory), :meth:`ArtefactCache.get_or_compute` warns before the computation and returns its result
+uncached; a corrupt entry that cannot be moved aside is recomputed all the same.
 
 The root is ``$LIB_CACHE_DIR`` if set, else ``.artefacts/`` in the checkout (ignored by git).
 Described in the preface of the book (``book/intro.md``).
@@ -18,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import io
 import json
 import os
 import platform
@@ -35,6 +41,7 @@ import torch
 __all__ = ["ArtefactCache", "CacheWarning", "default_root", "canonical_params", "code_fingerprint", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1  # bump when the layout of an entry changes: every key changes with it
+ORPHAN_AGE = 3600.0  # seconds after which a temporary directory of a killed writer is removed
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent  # lib/ (this file is lib/infra/cache.py)
 _NUMPY_TAG = "__lib_numpy_array__"  # marks a numpy array stored as a tensor in data.pt
 _FINGERPRINT: dict[Path, str] = {}
@@ -148,6 +155,14 @@ def _decode(value):
     return value
 
 
+def _round_trip(data: Mapping) -> dict:
+    """``data`` as :meth:`ArtefactCache.get_or_compute` returns a stored entry (CPU tensors), without a file."""
+    buffer = io.BytesIO()
+    torch.save(_encode(data, "data"), buffer)
+    buffer.seek(0)
+    return _decode(torch.load(buffer, map_location="cpu", weights_only=True))
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -227,12 +242,50 @@ class ArtefactCache:
         data = self.load(kind, params)
         if data is not None:
             return data
+        writable = self._writable(kind)
+        if not writable:
+            warnings.warn(f"the cache directory {self.root / kind} is not writable: the result of {kind!r} will be "
+                          "computed and returned but not stored", CacheWarning, stacklevel=2)
         start = time.perf_counter()
         data = compute()
         wall = time.perf_counter() - start
-        return self._write(kind, params, data, seed, None, wall)[1]
+        try:
+            return self._write(kind, params, data, seed, None, wall)[1]
+        except OSError as exc:  # nothing computed is lost: return it, say it was not stored
+            if writable:
+                warnings.warn(f"could not store the result of {kind!r} in {self.root / kind} "
+                              f"({type(exc).__name__}: {exc}); it is returned but not cached", CacheWarning,
+                              stacklevel=2)
+            return _round_trip(data)
 
     # -- internals ---------------------------------------------------------------------------------
+    def _writable(self, kind) -> bool:
+        folder = self.root / kind
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".probe-{uuid.uuid4().hex[:8]}"
+            probe.write_bytes(b"")
+            probe.unlink()
+            return True
+        except OSError:
+            return False
+
+    def _clean_orphans(self, folder: Path) -> None:
+        """Remove temporary and replaced directories left by a killed writer (older than :data:`ORPHAN_AGE` s)."""
+        now = time.time()
+        for path in folder.glob(".tmp-*"):
+            self._remove_if_old(path, now)
+        for path in folder.glob("*.replaced-*"):
+            self._remove_if_old(path, now)
+
+    @staticmethod
+    def _remove_if_old(path: Path, now: float) -> None:
+        try:
+            if now - path.stat().st_mtime > ORPHAN_AGE:
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass
+
     def _write(self, kind, params, data, seed, extra, wall_time):
         if not isinstance(data, Mapping):
             raise TypeError(f"cache data must be a dict, got {type(data).__name__}")
@@ -246,6 +299,7 @@ class ArtefactCache:
         target = self.root / kind / key[:16]
         tmp = self.root / kind / f".tmp-{key[:16]}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
+        self._clean_orphans(tmp.parent)
         try:
             torch.save(encoded, tmp / "data.pt")
             stored = _decode(torch.load(tmp / "data.pt", map_location="cpu", weights_only=True))
@@ -266,20 +320,40 @@ class ArtefactCache:
     def _read(self, kind, params):
         key = self.key(kind, params)
         path = self.root / kind / key[:16]
-        if not path.exists():
-            return None, None
+        for attempt in range(2):
+            try:
+                inode = path.stat().st_ino
+            except (FileNotFoundError, NotADirectoryError):  # absent (or a cache root that cannot exist)
+                return None, None
+            try:
+                return self._read_entry(path, key)
+            except Exception as exc:  # any failure to read means corrupt: never use it silently
+                failure = exc
+            # A concurrent writer may have replaced the entry while it was read: read again before judging it.
+            try:
+                if path.stat().st_ino != inode:
+                    continue
+            except (FileNotFoundError, NotADirectoryError):
+                return None, None
+            if attempt == 0:
+                time.sleep(0.05)
         try:
-            record = json.loads((path / "provenance.json").read_text())
-            if not isinstance(record, dict) or record.get("key") != key:
-                raise ValueError("provenance belongs to another key (stale entry)")
-            if _sha256(path / "data.pt") != record.get("sha256"):
-                raise ValueError("sha256 of data.pt does not match its provenance")
-            data = _decode(torch.load(path / "data.pt", map_location="cpu", weights_only=True))
-        except Exception as exc:  # any failure to read means corrupt: never use it silently
             moved = self._move_aside(path, "corrupt")
-            warnings.warn(f"corrupt cache entry {path} ({type(exc).__name__}: {exc}); moved to {moved} "
-                          "and treated as absent", CacheWarning, stacklevel=3)
-            return None, None
+            where = f"moved to {moved}"
+        except OSError as err:  # a read-only cache: leave it, recompute all the same
+            where = f"could not be moved aside ({type(err).__name__}: {err})"
+        warnings.warn(f"corrupt cache entry {path} ({type(failure).__name__}: {failure}); {where}; "
+                      "treated as absent", CacheWarning, stacklevel=3)
+        return None, None
+
+    @staticmethod
+    def _read_entry(path: Path, key: str):
+        record = json.loads((path / "provenance.json").read_text())
+        if not isinstance(record, dict) or record.get("key") != key:
+            raise ValueError("provenance belongs to another key (stale entry)")
+        if _sha256(path / "data.pt") != record.get("sha256"):
+            raise ValueError("sha256 of data.pt does not match its provenance")
+        data = _decode(torch.load(path / "data.pt", map_location="cpu", weights_only=True))
         return data, record
 
     @staticmethod

@@ -6,6 +6,9 @@ and training, and the checkpoint directory.  Used by the recipes of every part t
 from __future__ import annotations
 
 import copy
+import os
+import uuid
+import warnings
 from typing import Callable
 
 import torch
@@ -13,8 +16,8 @@ from torch import nn
 
 from lib.core.random import make_generator
 from lib.diffusion.sde import LinearDriftSDE
-from lib.diffusion.training import TrainConfig, TrainResult, train_score_model
-from lib.infra.cache import ArtefactCache
+from lib.diffusion.training import CheckpointError, TrainConfig, TrainResult, train_score_model
+from lib.infra.cache import ArtefactCache, CacheWarning
 
 __all__ = ["trained_score_model"]
 
@@ -33,6 +36,10 @@ def trained_score_model(cache: ArtefactCache, kind: str, params: dict, sde: Line
     * ``data_fn(generator) -> tensor`` returns the training data (called only when training is needed);
     * training uses a generator on ``device`` and checkpoints to ``cache.scratch_dir(kind, key)``, so an interrupted
       call continues where it stopped; the scratch directory is removed once the weights are stored.
+
+    A checkpoint that cannot be resumed from (corrupt, or of another run with the same key) is moved aside with a
+    :class:`lib.infra.cache.CacheWarning` and the training starts again; an unwritable cache trains without
+    checkpoints and returns the network uncached, with a warning.
 
     Stored: the ``state_dict`` of the model (``"model"``) and of its EMA (``"ema"``), the loss history, with a
     provenance record (seed, wall time, versions, device).  Weights are read back with
@@ -55,13 +62,31 @@ def trained_score_model(cache: ArtefactCache, kind: str, params: dict, sde: Line
         return TrainResult(model, ema, stored["losses"], float(provenance.get("wall_time") or float("nan")),
                            (provenance.get("extra") or {}).get("resumed_from"), from_cache=True)
     data = data_fn(make_generator(data_seed))
-    result = train_score_model(model, sde, data, config, make_generator(train_seed, device),
-                               checkpoint_dir=cache.scratch_dir(kind, key), progress=progress)
+    try:
+        scratch = cache.scratch_dir(kind, key)
+    except OSError as err:  # an unwritable cache: train without checkpoints, the result is still returned
+        warnings.warn(f"no checkpoints for {kind!r}: the scratch directory cannot be created ({err})", CacheWarning,
+                      stacklevel=2)
+        scratch = None
+    try:
+        result = train_score_model(model, sde, data, config, make_generator(train_seed, device),
+                                   checkpoint_dir=scratch, progress=progress)
+    except CheckpointError as err:  # recover by itself: set the checkpoint aside and train from the start
+        aside = err.path.with_name(f"{err.path.name}.refused-{uuid.uuid4().hex[:8]}")
+        os.replace(err.path, aside)
+        warnings.warn(f"{err}; it was moved to {aside} and the training starts again", CacheWarning, stacklevel=2)
+        result = train_score_model(model, sde, data, config, make_generator(train_seed, device),
+                                   checkpoint_dir=scratch, progress=progress)
     stored_data = {"model": result.model.state_dict(), "losses": result.losses}
     if result.ema is not None:
         stored_data["ema"] = result.ema.state_dict()
     extra = {"device": str(device), "steps": result.steps, "resumed_from": result.resumed_from,
              "final_loss": float(result.losses[-100:].mean()), "n_data": int(data.shape[0])}
-    cache.save(kind, key, stored_data, seed=seed, extra=extra, wall_time=result.wall_time)
+    try:
+        cache.save(kind, key, stored_data, seed=seed, extra=extra, wall_time=result.wall_time)
+    except OSError as err:  # nothing computed is lost: the trained network is returned all the same
+        warnings.warn(f"could not store the trained network {kind!r} in {cache.root} ({err}); it is returned but "
+                      "not cached", CacheWarning, stacklevel=2)
+        return result
     cache.clear_scratch(kind, key)
     return result
