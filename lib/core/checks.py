@@ -23,11 +23,35 @@ __all__ = [
     "require_batch",
     "as_time",
     "NonFiniteError",
+    "failing_members",
+    "describe_members",
 ]
 
 
 class NonFiniteError(ValueError):
-    """Raised when NaN or infinity appears in data, a training loss or a stochastic run."""
+    """Raised when NaN or infinity appears in data, a training loss or a stochastic run.
+
+    A sampler that fails part-way attaches what it had finished, so that nothing computed is lost: ``partial`` is the
+    run up to the last complete step (the sampler's own result type, or None) and ``bad`` the indices (a 1-D int64
+    tensor, or None) of the batch members (chains, samples, trajectories) that failed.
+    """
+
+    def __init__(self, message: str, partial=None, bad=None):
+        super().__init__(message)
+        self.partial, self.bad = partial, bad
+
+
+def failing_members(x: torch.Tensor, ok: torch.Tensor | None = None) -> torch.Tensor:
+    """Indices of the batch members (axis 0) of ``x`` with a non-finite value, or of the False entries of ``ok``."""
+    if ok is None:
+        ok = torch.isfinite(x if not x.is_complex() else torch.view_as_real(x))
+    return (~ok).reshape(ok.shape[0], -1).any(dim=1).nonzero().reshape(-1).cpu()
+
+
+def describe_members(bad: torch.Tensor, total: int, what: str = "samples") -> str:
+    """``"3 of 64 samples (2, 17, 40)"``: a short account of failing batch members for an error message."""
+    shown = ", ".join(str(int(i)) for i in bad[:8]) + (", ..." if bad.numel() > 8 else "")
+    return f"{bad.numel()} of {total} {what} ({shown})"
 
 
 def expand_like(t, x: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,8 @@ from typing import Callable, NamedTuple
 import torch
 
 from lib.core import random as _random
-from lib.core.checks import NonFiniteError, expand_like, require_batch, require_int, require_positive
+from lib.core.checks import (NonFiniteError, describe_members, expand_like, failing_members, require_batch, require_int,
+                             require_positive)
 from lib.core.recording import Observe, Recorder
 from lib.diffusion import grids as _grids
 from lib.diffusion.grids import TimeGrid
@@ -65,9 +66,16 @@ def _check_start(x: torch.Tensor, name: str) -> None:
     require_batch(x, name, finite=True)
 
 
-def _check_step(x: torch.Tensor, solver: str, step: int, n_steps: int, t: float) -> None:
+def _check_step(x: torch.Tensor, solver: str, step: int, n_steps: int, t: float, rec: Recorder | None = None,
+                x_prev: torch.Tensor | None = None) -> None:
+    """Raise :class:`NonFiniteError` when ``x`` is not finite; it carries the run up to the previous step
+    (``partial``: a :class:`Trajectory` ending in ``x_prev``) and the failing samples (``bad``)."""
     if not bool(torch.isfinite(x).all()):
-        raise NonFiniteError(f"{solver}: x became non-finite at step {step} of {n_steps} (t = {t:.6g})")
+        bad = failing_members(x)
+        partial = None if rec is None or x_prev is None else _result(rec, x_prev)
+        raise NonFiniteError(f"{solver}: x became non-finite at step {step} of {n_steps} (t = {t:.6g}) in "
+                             f"{describe_members(bad, x.shape[0])}; the run up to step {step - 1} is in the "
+                             "exception's .partial", partial=partial, bad=bad)
 
 
 @torch.no_grad()
@@ -86,8 +94,8 @@ def forward_em(sde: LinearDriftSDE, x0: torch.Tensor, n_steps: int, generator=No
     rec(x, 0.0)
     for k in range(n_steps):
         t = k * dt
-        x = em_step(x, sde.drift(x, t), expand_like(sde.g(t), x), dt, generator)
-        _check_step(x, "forward_em", k + 1, n_steps, t + dt)
+        x_prev, x = x, em_step(x, sde.drift(x, t), expand_like(sde.g(t), x), dt, generator)
+        _check_step(x, "forward_em", k + 1, n_steps, t + dt, rec, x_prev)
         if (k + 1) % record_every == 0 or k + 1 == n_steps:
             rec(x, (k + 1) * dt)
     return _result(rec, x)
@@ -181,7 +189,7 @@ def backward_solve(sde: LinearDriftSDE, score: Callable, x_T: torch.Tensor, grid
     rec(x, t_state[0])
     for i in range(n_steps):
         t, t_next, h = t_eval[i], t_state[i + 1], h_step[i]
-        last = i == n_steps - 1
+        last, x_prev = i == n_steps - 1, x
         if method == "euler":
             add_noise = not probability_flow and (noise_last or not last)
             x = em_step(x, drift(x, t), expand_like(sde.g(t), x), h, generator, add_noise)
@@ -191,7 +199,7 @@ def backward_solve(sde: LinearDriftSDE, score: Callable, x_T: torch.Tensor, grid
                 scale = math.sqrt(max(float(sde.u(t)) - float(sde.u(t_next)), 0.0))
                 noise = scale * _random.standard_normal(x, generator)
             x = heun_step(x, drift, t, t_next, noise, h)
-        _check_step(x, f"backward_solve({method})", i + 1, n_steps, t_next)
+        _check_step(x, f"backward_solve({method})", i + 1, n_steps, t_next, rec, x_prev)
         if (i + 1) % record_every == 0 or last:
             rec(x, t_next)
     return _result(rec, x)

@@ -41,7 +41,8 @@ from typing import Callable, NamedTuple
 import torch
 
 from lib.core import random as _random
-from lib.core.checks import NonFiniteError, expand_like, require_int, require_nonnegative, require_positive
+from lib.core.checks import (NonFiniteError, describe_members, expand_like, failing_members, require_int,
+                             require_nonnegative, require_positive)
 from lib.core.recording import Recorder
 
 __all__ = ["RunawayError", "cl_step", "adaptive_step", "CLRun", "complex_langevin", "CLSamples", "sample_xy", "xy_to_complex"]
@@ -152,18 +153,17 @@ class CLRun(NamedTuple):
 _EPS = "__eps__"  # the step size, recorded beside the observables (CLRun.eps)
 
 
-def _guard(z: torch.Tensor, max_abs: float, step: int, time: torch.Tensor):
-    bad = ~((z.real.abs() <= max_abs) & (z.imag.abs() <= max_abs))  # NaN compares False: caught as well
-    bad = bad.reshape(z.shape[0], -1).any(dim=1)
-    if bool(bad.any()):
-        n_bad = int(bad.sum())
+def _guard(z: torch.Tensor, max_abs: float, step: int, time: torch.Tensor, partial: Callable):
+    ok = (z.real.abs() <= max_abs) & (z.imag.abs() <= max_abs)  # NaN compares False: caught as well
+    if not bool(ok.all()):
+        bad = failing_members(z, ok)
         nonfinite = not bool(torch.isfinite(torch.view_as_real(z)).all())
         what = "non-finite values" if nonfinite else f"|Re z| or |Im z| > {max_abs:g}"
         raise RunawayError(
-            f"complex Langevin: {n_bad} of {z.shape[0]} trajectories ran away at step {step} "
+            f"complex Langevin: {describe_members(bad, z.shape[0], 'trajectories')} ran away at step {step} "
             f"(Langevin time up to {float(time.max()):.6g}): {what}. Reduce the step size, use the adaptive step "
-            "(k_ref), or check that the drift is stable."
-        )
+            "(k_ref), or check that the drift is stable; the run up to the previous step is in the exception's "
+            ".partial", partial=partial(), bad=bad)
 
 
 def complex_langevin(drift, z0: torch.Tensor, eps: float, n_steps: int, generator: torch.Generator | None = None, *,
@@ -236,19 +236,24 @@ def complex_langevin(drift, z0: torch.Tensor, eps: float, n_steps: int, generato
     total = int(n_therm) + int(n_steps)
     K = K_fn(z)
     step_size = adaptive_step(K, eps, k_ref, scope)
+    empty = torch.zeros((0, batch), dtype=torch.float64, device=z.device)
+
+    def result(z_end: torch.Tensor, time_end: torch.Tensor) -> CLRun:
+        records = rec.stacked()
+        eps_rec = records.pop(_EPS, empty)
+        return CLRun(z=z_end, time=time_end, t=rec.times() if len(rec) else empty, eps=eps_rec, records=records)
+
     for step in tqdm(range(1, total + 1), disable=not progress, desc="complex Langevin", leave=False):
+        z_prev, time_prev = z, time
         z = cl_step(z, K, step_size, generator, n_y)
         time = time + step_size.to(torch.float64)
-        _guard(z, max_abs, step, time)
+        _guard(z, max_abs, step, time, lambda: result(z_prev, time_prev))
         K = K_fn(z)
         step_size = adaptive_step(K, eps, k_ref, scope)
         k = step - n_therm
         if k > 0 and k % record_every == 0:
             rec(z, time.clone())
-    empty = torch.zeros((0, batch), dtype=torch.float64, device=z.device)
-    records = rec.stacked()
-    eps_rec = records.pop(_EPS, empty)
-    return CLRun(z=z, time=time, t=rec.times() if len(rec) else empty, eps=eps_rec, records=records)
+    return result(z, time)
 
 
 # --------------------------------------------------------------------------- training data

@@ -22,7 +22,8 @@ import torch
 from tqdm.auto import tqdm
 
 from lib.core import random as _random
-from lib.core.checks import NonFiniteError, expand_like, require_in_range, require_int, require_positive
+from lib.core.checks import (NonFiniteError, describe_members, expand_like, failing_members, require_in_range, require_int,
+                             require_positive)
 from lib.core.recording import Recorder
 from lib.physics.phi4 import Phi4Params, action, check_field, force, hot_start
 
@@ -241,6 +242,13 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
     dH_hist = torch.zeros((n_traj, B), dtype=phi.dtype, device=phi.device)
     rec = Recorder((lambda x: default_observables(x, params, S)) if default else observe)
     kept, kept_traj = [], []
+    long = dict(dtype=torch.int64, device=phi.device)
+
+    def result(done: int) -> HMCRun:
+        """The run after ``done`` measured trajectories."""
+        return HMCRun(phi=phi, accepted=accepted[:done], dH=dH_hist[:done], traj=rec.times(**long),
+                      records=rec.stacked(), kept=torch.stack(kept) if kept else None,
+                      kept_traj=torch.tensor(kept_traj, **long) if kept else None)
 
     for n in tqdm(range(n_therm + n_traj), disable=not progress, desc="HMC", leave=False):
         eps = step
@@ -253,12 +261,13 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
         S_new = _action_of(phi_new, params)
         dH = 0.5 * (pi_new * pi_new).sum(dim=(1, 2)) + S_new - h_old
         if not bool(torch.isfinite(dH).all()):
-            bad = int((~torch.isfinite(dH)).sum())
+            bad = failing_members(dH, torch.isfinite(dH))
             stage = f"thermalisation trajectory {n + 1}" if n < n_therm else f"trajectory {n - n_therm + 1}"
             raise NonFiniteError(
-                f"non-finite Hamiltonian in HMC {stage} (in {bad} of {B} chains); reduce the step size "
-                f"(step = {step if not isinstance(step, torch.Tensor) else 'per-chain'}, n_steps = {n_steps})"
-            )
+                f"non-finite Hamiltonian in HMC {stage} in {describe_members(bad, B, 'chains')}; reduce the step "
+                f"size (step = {step if not isinstance(step, torch.Tensor) else 'per-chain'}, n_steps = {n_steps}); "
+                "the measured trajectories before it are in the exception's .partial",
+                partial=result(max(n - n_therm, 0)), bad=bad)
         u = torch.rand(B, generator=generator, dtype=phi.dtype, device=phi.device)
         acc = u < torch.exp(-dH)
         phi = torch.where(acc[:, None, None], phi_new, phi)
@@ -274,16 +283,7 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
             kept.append(phi.clone())
             kept_traj.append(k)
 
-    long = dict(dtype=torch.int64, device=phi.device)
-    return HMCRun(
-        phi=phi,
-        accepted=accepted,
-        dH=dH_hist,
-        traj=rec.times(**long),
-        records=rec.stacked(),
-        kept=torch.stack(kept) if kept else None,
-        kept_traj=torch.tensor(kept_traj, **long) if kept else None,
-    )
+    return result(n_traj)
 
 
 def chain_ends(params: Phi4Params, n_configs: int, generator: torch.Generator | None,

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lib.core import random as _random
-from lib.core.checks import NonFiniteError, require_int, require_positive
+from lib.core.checks import NonFiniteError, describe_members, failing_members, require_int, require_positive
 from lib.core.recording import Recorder
 
 __all__ = ["LangevinRun", "langevin", "langevin_step"]
@@ -122,13 +122,15 @@ def langevin(
     for n in tqdm(range(total), disable=not progress, desc="Langevin", leave=False):
         if n == n_therm:
             record(x, 0)
-        x = langevin_step(force, x, step, generator)
+        x_prev, x = x, langevin_step(force, x, step, generator)
         if not bool(torch.isfinite(x).all()):
             phase = "thermalisation" if n < n_therm else "production"
+            bad = failing_members(x)
             raise NonFiniteError(
                 f"Langevin step {n + 1} of {total} ({phase}, Langevin time {(n + 1) * step:g}) produced non-finite "
-                f"values; the dynamics ran away: reduce the step size (step = {step:g})"
-            )
+                f"values in {describe_members(bad, x.shape[0], 'chains')}; the dynamics ran away: reduce the step "
+                f"size (step = {step:g}); the run up to the previous step is in the exception's .partial",
+                partial=LangevinRun(x=x_prev, t=rec.times(), records=rec.stacked()), bad=bad)
         k = n + 1 - n_therm
         if k > 0 and k % record_every == 0:
             record(x, k)
