@@ -378,3 +378,22 @@ def test_xy_to_complex():
     assert z.tolist() == [[1 + 2j, 3 - 4j]]
     with pytest.raises(ValueError, match="last axis of length 2"):
         xy_to_complex(torch.zeros(3, 3))
+
+
+def test_step_sizes_and_couplings_are_validated():
+    z = torch.zeros(4, dtype=torch.complex128)
+    K = -z
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        cl_step(z, K, -1.0)
+    with pytest.raises(ValueError, match="eps must be finite and > 0 for every trajectory"):
+        cl_step(z, K, torch.tensor([0.1, -0.1, 0.1, 0.1], dtype=torch.float64))
+    with pytest.raises(ValueError, match="k_ref must be > 0"):
+        adaptive_step(K, 0.01, k_ref=-1.0)
+    with pytest.raises(ValueError, match="eps_max must be > 0"):
+        adaptive_step(K, 0.0)
+
+
+def test_complex_langevin_warns_when_cl_is_not_expected_to_be_correct():
+    bad = QuarticModel(A=1.0, B=4.0, lam=1.0)
+    with pytest.warns(RuntimeWarning, match="not expected to converge"):
+        complex_langevin(bad, torch.zeros(4, dtype=torch.complex128), 1e-3, 2, make_generator(0), k_ref=10.0)

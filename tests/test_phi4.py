@@ -260,3 +260,23 @@ def test_lattice_momentum_squared():
     assert p2.shape == (4, 4) and float(p2[0, 0]) == 0.0
     torch.testing.assert_close(p2[2, 2], torch.tensor(8.0, dtype=torch.float64))  # p = (pi, pi): 4 + 4
     torch.testing.assert_close(p2, p2.T)
+
+
+def test_observables_of_a_zero_field_raise_instead_of_nan():
+    """Before: binder_cumulant and site_cumulant_ratios of a field with M = 0 returned NaN silently."""
+    from lib.physics import observables as obs
+
+    with pytest.raises(ValueError, match="U_L is undefined"):
+        obs.binder_cumulant(torch.zeros(10))
+    with pytest.raises(ValueError, match="the field is constant"):
+        obs.site_cumulant_ratios(torch.zeros(10, 4, 4), n_boot=10, generator=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="every magnetisation is zero"):
+        obs.magnetisation_summary(torch.zeros(20, 2), 16, generator=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_fields_are_refused(dtype):
+    """Before: float16 fields overflowed in phi4.action to NaN silently."""
+    params = phi4.Phi4Params(4, 0.21, 0.022)
+    with pytest.raises(ValueError, match="must be float32 or float64"):
+        phi4.action(torch.full((2, 4, 4), 20.0, dtype=dtype), params)

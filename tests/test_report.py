@@ -214,3 +214,32 @@ def test_split_complex_cells():
 
     assert split_complex([0.5 - 0.5j, 2.0]) == [0.5, 0.5, 2.0, -0.0]
     assert split_complex_errors([0.1 + 0.2j]) == [0.1, 0.2]
+
+
+# --- NaN never passes, never reaches a table (issue: reliability) -------------------------------------------------
+def test_checks_cannot_pass_on_non_finite_input():
+    from lib.infra.report import Checks
+
+    c = Checks("nan")
+    assert not c.within_sigma("inf error", 1.0, float("inf"), 0.0)
+    assert not c.within_sigma("nan value", float("nan"), 0.1, 0.0)
+    assert not c.within_sigma_or_floor("inf floor", 5.0, 0.1, 0.0, floor=float("inf"))
+    assert not c.within_sigma_or_paper("nan paper", 1.0, 0.1, 1.0, float("nan"))
+    assert not c.close("nan ref", 1.0, float("nan"), atol=1.0)
+    assert not c.true("nan condition", float("nan"), "a NaN is not true")
+    assert not c.true("nan numpy", np.float64("nan"), "a NaN is not true")
+    assert c.true("numpy bool", np.bool_(True), "ok") and c.true("tensor bool", torch.tensor(True), "ok")
+    assert all("non-finite input" in r["detail"] for r in c.results[:7])
+    with pytest.raises(TypeError, match="must be a bool"):
+        c.true("string", "yes", "no strings")
+    with pytest.raises(CheckFailed):
+        c.assert_all()
+
+
+def test_a_table_refuses_non_finite_cells():
+    t = ReproTable("t", ["a", "b"])
+    with pytest.raises(ValueError, match=r"row 'ours', column 'b': the value is nan"):
+        t.add_row("ours", [1.0, float("nan")])
+    with pytest.raises(ValueError, match=r"row 'ours', column 'a': the error is nan"):
+        t.add_row("ours", [1.0, 2.0], [float("nan"), 0.1])
+    t.add_row("ours", [1.0, None], [0.1, None])  # None is an empty cell

@@ -50,7 +50,7 @@ def test_u_f_xi_against_quadrature(name):
 
 @pytest.mark.parametrize("sigma", [10.0, 25.0, 0.5])
 def test_ve_closed_form(sigma):
-    sde = ve(sigma)
+    sde = ve(sigma) if sigma > 1 else LinearDriftSDE(ExponentialNoise(sigma), c=0.0)  # ve() needs sigma > 1
     t = torch.linspace(0, 1, 11, dtype=torch.float64)
     expected = (sigma ** (2 * t) - 1) / (2 * math.log(sigma))
     torch.testing.assert_close(sde.xi(t), expected, rtol=1e-12, atol=1e-15)
@@ -285,3 +285,11 @@ def test_non_finite_and_degenerate_input():
         sde.prior_logp(x0)
     with pytest.raises(ValueError, match=r"Xi\(t\) > 0"):
         sde.kernel_logpdf(torch.zeros(2, 2), 0.0, torch.zeros(2, 2))
+
+
+@pytest.mark.parametrize("build", [ve, vp, lambda **kw: interpolating(0.5, **kw)])
+@pytest.mark.parametrize("sigma", [1.0, 0.5])
+def test_schemes_refuse_a_noise_that_does_not_grow(build, sigma):
+    """Before: ve(sigma=1) and vp(sigma=1) were accepted silently; their prior does not forget the data."""
+    with pytest.raises(ValueError, match="sigma must be > 1"):
+        build(sigma=sigma)

@@ -11,6 +11,8 @@ Where the two differ by construction:
 itself (Gamma -> Gamma + C_F/N), which also corrects the variance.  The error of the mean is the same in both to
 rounding; tau_int differs by a relative O((2 tau - 1)/N).  Both keep tau_int >= 1/2 for anticorrelated series.
 """
+import warnings
+
 import numpy as np
 import pytest
 
@@ -77,12 +79,22 @@ def test_anticorrelated_series_keep_tau_int_at_one_half_like_pyerrors(a):
 
 def test_short_and_alternating_series_give_a_positive_tau_int():
     rng = np.random.default_rng(3)
-    for n in (2, 3, 10, 60):
+    for n in (2, 3, 10, 60, 99):
         x = (-1.0) ** np.arange(n) + 0.01 * rng.normal(size=n)
-        with pytest.warns(RuntimeWarning):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             t = stats.tau_int(x)
-        mean, err = stats.mean_error(x)
-        assert t.tau > 0 and t.tau_error >= 0 and np.isfinite(err) and err > 0, n
+            mean, err = stats.mean_error(x)
+        assert t.tau >= 0.5 and t.tau_error >= 0 and np.isfinite(err) and err > 0, n
+        if n >= 10:  # significantly anticorrelated: said so
+            assert any("anticorrelated" in str(w.message) for w in caught), n
+
+
+def test_iid_data_below_one_half_by_chance_give_no_warning():
+    x = ar1(0.0, 20_000, 1, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert stats.tau_int(x).tau == pytest.approx(0.5, abs=0.03)
 
 
 def test_agrees_with_pyerrors_on_a_real_hmc_series():

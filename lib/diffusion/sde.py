@@ -317,12 +317,22 @@ def _schedule(sigma: float, T: float, noise: NoiseSchedule | None) -> NoiseSched
     return noise
 
 
+def _growing(sigma: float, noise: NoiseSchedule | None) -> float:
+    """``sigma`` of :func:`ve`, :func:`vp`, :func:`interpolating`: > 1, so that the noise grows and the prior forgets
+    the data (an :class:`ExponentialNoise` with any ``sigma > 0`` can still be built explicitly)."""
+    if noise is None and not require_positive(sigma, "sigma") > 1.0:
+        raise ValueError(f"sigma must be > 1 (g(T) / g(0) = sigma: the noise must grow for the prior to forget the "
+                         f"data), got {sigma}; build LinearDriftSDE(ExponentialNoise(sigma, T), c) for another "
+                         "schedule")
+    return sigma
+
+
 def ve(sigma: float = 10.0, T: float = 1.0, *, noise: NoiseSchedule | None = None) -> LinearDriftSDE:
     """Variance expanding scheme: ``c = 0``, :math:`g = \\sigma^{t/T}`, :math:`\\Xi(t) = T(\\sigma^{2t/T}-1)/(2\\ln\\sigma)`.
 
     ``noise`` replaces the exponential schedule (e.g. ``LinearBetaNoise()``).
     """
-    return LinearDriftSDE(_schedule(sigma, T, noise), c=0.0)
+    return LinearDriftSDE(_schedule(_growing(sigma, noise), T, noise), c=0.0)
 
 
 def vp(sigma: float = 10.0, T: float = 1.0, *, noise: NoiseSchedule | None = None) -> LinearDriftSDE:
@@ -330,9 +340,9 @@ def vp(sigma: float = 10.0, T: float = 1.0, *, noise: NoiseSchedule | None = Non
 
     ``noise`` replaces the exponential schedule; ``vp(noise=LinearBetaNoise())`` is the VPSDE of Song et al.
     """
-    return LinearDriftSDE(_schedule(sigma, T, noise), c=1.0)
+    return LinearDriftSDE(_schedule(_growing(sigma, noise), T, noise), c=1.0)
 
 
 def interpolating(c: float, sigma: float = 10.0, T: float = 1.0, *, noise: NoiseSchedule | None = None) -> LinearDriftSDE:
     """Intermediate scheme :math:`k = c\\,g^2`, ``0 <= c <= 1``, with :math:`g = \\sigma^{t/T}` (or ``noise``)."""
-    return LinearDriftSDE(_schedule(sigma, T, noise), c=c)
+    return LinearDriftSDE(_schedule(_growing(sigma, noise), T, noise), c=c)

@@ -8,6 +8,7 @@ Described in the preface of the book (``book/intro.md``).
 """
 from __future__ import annotations
 
+import cmath
 import html
 import math
 import numbers
@@ -122,6 +123,10 @@ def split_complex_errors(errors) -> list:
     return [x for e in errors for x in (complex(e).real, complex(e).imag)]
 
 
+def _finite(x) -> bool:
+    return cmath.isfinite(x) if isinstance(x, complex) else math.isfinite(x)
+
+
 def _cells(values, n, what, label):
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().tolist()
@@ -159,6 +164,11 @@ class ReproTable:
         values = _cells(values, n, "values", label)
         errors = [None] * n if errors is None else _cells(errors, n, "errors", label)
         digits = digits or (6 if source == "exact" else 4)
+        for column, v, e in zip(self.columns, values, errors):
+            for what, x in (("value", v), ("error", e)):
+                if x is not None and not _finite(_as_number(x, f"{what} of row {label!r}, column {column!r}")):
+                    raise ValueError(f"row {label!r}, column {column!r}: the {what} is {x!r}; a table cell must be "
+                                     "finite (None leaves the cell empty)")
         texts = [_MISSING if v is None else format_value(v, e, digits) for v, e in zip(values, errors)]
         cells = [None if v is None else (_as_number(v), None if e is None else _as_number(e, "error"))
                  for v, e in zip(values, errors)]
@@ -220,7 +230,11 @@ class Checks:
     def __init__(self, name: str):
         self.name, self.results = str(name), []
 
-    def _record(self, cell, ours, reference, rule, passed, detail=""):
+    def _record(self, cell, ours, reference, rule, passed, detail="", numbers=()):
+        """Append a result; a check whose inputs (``numbers``) are not all finite fails, whatever its rule says."""
+        bad = [x for x in numbers if not _finite(x)]
+        if bad:
+            passed, detail = False, f"non-finite input {bad}: a check cannot pass on NaN or infinity"
         self.results.append({"cell": str(cell), "ours": ours, "reference": reference, "rule": rule,
                              "passed": bool(passed), "detail": detail})
         return bool(passed)
@@ -238,7 +252,8 @@ class Checks:
         dev = abs(value - ref)
         detail = f"{dev / err:.2g} sigma" if err > 0 else f"|ours - ref| = {dev:.3g}"
         return self._record(cell, format_value(value, err), format_value(ref, digits=6),
-                            f"|ours - ref| <= {n_sigma:g} sigma", dev <= n_sigma * err, detail)
+                            f"|ours - ref| <= {n_sigma:g} sigma", dev <= n_sigma * err, detail,
+                            (value, err, ref, n_sigma))
 
     def within_sigma_or_paper(self, cell, value, error, exact, paper_value, n_sigma=3.0) -> bool:
         """Pass when within ``n_sigma`` of exact, or no further from exact than the paper's cell.
@@ -258,7 +273,8 @@ class Checks:
         ref = f"exact {format_value(exact, digits=6)}; paper {paper_text or format_value(paper_value, digits=6)}"
         detail = f"|ours - exact| = {dev:.3g}, |paper - exact| = {dev_paper:.3g}, sigma = {err:.2g}"
         rule = f"within {n_sigma:g} sigma of exact or no further from exact than the paper's cell"
-        return self._record(cell, format_value(value, err), ref, rule, dev <= dev_paper + n_sigma * err, detail)
+        return self._record(cell, format_value(value, err), ref, rule, dev <= dev_paper + n_sigma * err, detail,
+                            (value, err, exact, paper_value, n_sigma))
 
     def within_sigma_or_floor(self, cell, value, error, reference, floor, n_sigma=3.0, floor_name="floor") -> bool:
         """Pass when ``|ours - ref| <= max(n_sigma * error, floor)``.
@@ -274,7 +290,8 @@ class Checks:
         dev, tol = abs(value - ref), max(n_sigma * err, floor)
         detail = f"|ours - ref| = {dev:.3g}, {n_sigma:g} sigma = {n_sigma * err:.3g}, {floor_name} = {floor:.3g}"
         return self._record(cell, format_value(value, err), format_value(ref, digits=6),
-                            f"|ours - ref| <= max({n_sigma:g} sigma, {floor_name})", dev <= tol, detail)
+                            f"|ours - ref| <= max({n_sigma:g} sigma, {floor_name})", dev <= tol, detail,
+                            (value, err, ref, floor, n_sigma))
 
     def close(self, cell, value, reference, rtol=0.0, atol=0.0) -> bool:
         """Pass when ``|ours - ref| <= atol + rtol |ref|``."""
@@ -284,12 +301,23 @@ class Checks:
         dev = abs(value - ref)
         return self._record(cell, format_value(value, digits=6), format_value(ref, digits=6),
                             f"|ours - ref| <= atol + rtol |ref| (atol={atol:g}, rtol={rtol:g})",
-                            dev <= atol + rtol * abs(ref), f"|ours - ref| = {dev:.3g}")
+                            dev <= atol + rtol * abs(ref), f"|ours - ref| = {dev:.3g}", (value, ref, rtol, atol))
 
     def true(self, cell, condition, message: str) -> bool:
-        """Pass when ``condition`` holds; ``message`` states the rule."""
-        passed = bool(condition)
-        return self._record(cell, str(passed), "True", str(message), passed)
+        """Pass when ``condition`` holds; ``message`` states the rule.
+
+        ``condition`` is a bool (Python, numpy or a one-element tensor); a number counts only when finite, so that a
+        NaN (which Python calls true) fails.
+        """
+        if isinstance(condition, torch.Tensor) and condition.numel() == 1:
+            condition = condition.item()
+        elif isinstance(condition, (np.ndarray, np.generic)) and np.size(condition) == 1:
+            condition = condition.item()
+        if isinstance(condition, bool):
+            return self._record(cell, str(condition), "True", str(message), condition)
+        if isinstance(condition, numbers.Number):
+            return self._record(cell, str(condition), "True", str(message), bool(condition), numbers=(condition,))
+        raise TypeError(f"check {cell!r}: the condition must be a bool, got {type(condition).__name__}")
 
     @property
     def failures(self) -> list:

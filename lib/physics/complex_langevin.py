@@ -101,8 +101,13 @@ def cl_step(z: torch.Tensor, K: torch.Tensor, eps, generator: torch.Generator | 
     torch.Tensor
         The new state, like ``z``.
     """
+    if isinstance(eps, torch.Tensor) and eps.ndim > 0:
+        if not bool(torch.isfinite(eps).all()) or not bool((eps > 0).all()):
+            raise ValueError("eps must be finite and > 0 for every trajectory")
+    else:
+        eps = require_positive(eps, "eps")
     e = expand_like(eps, z.real)
-    n_y = float(imag_noise)
+    n_y = require_nonnegative(imag_noise, "imag_noise")
     eta_x = _random.standard_normal(z, generator)
     x = z.real + e * K.real + torch.sqrt(2.0 * (1.0 + n_y) * e) * eta_x
     y = z.imag + e * K.imag
@@ -129,6 +134,9 @@ def adaptive_step(K: torch.Tensor, eps_max: float, k_ref: float | None = None,
     """
     real_dtype = K.real.dtype
     batch = K.shape[0]
+    eps_max = require_positive(eps_max, "eps_max")
+    if k_ref is not None:
+        k_ref = require_positive(k_ref, "k_ref")
     if k_ref is None:
         return torch.full((batch,), float(eps_max), dtype=real_dtype, device=K.device)
     kmax = K.abs().reshape(batch, -1).amax(dim=1)
@@ -227,6 +235,11 @@ def complex_langevin(drift, z0: torch.Tensor, eps: float, n_steps: int, generato
     if scope not in ("trajectory", "global"):
         raise ValueError(f"scope must be 'trajectory' or 'global', got {scope!r}")
     observe = observe or (lambda state: {"z": state})
+    if getattr(drift, "cl_expected_correct", True) is False:
+        warnings.warn(
+            f"{drift!r}: 3A^2 - B^2 <= 0, complex Langevin is not expected to converge to the correct result",
+            RuntimeWarning, stacklevel=2,
+        )
 
     from tqdm.auto import tqdm
 
@@ -322,11 +335,6 @@ def sample_xy(model, n_chains: int, n_records: int, eps: float = 1e-3, generator
     eps = require_positive(eps, "eps")
     if n_therm is None:
         n_therm = math.ceil(10.0 / eps)
-    if getattr(model, "cl_expected_correct", True) is False:
-        warnings.warn(
-            f"{model!r}: 3A^2 - B^2 <= 0, complex Langevin is not expected to converge to the correct result",
-            RuntimeWarning, stacklevel=2,
-        )
     if z0 is None:
         if device is None and generator is not None:
             device = generator.device

@@ -89,6 +89,8 @@ def binder_cumulant(m) -> float:
     """
     m = _as_numpy(m, "m").reshape(-1)
     m2 = m * m
+    if not np.mean(m2) > 0:
+        raise ValueError("binder_cumulant: <M^2> = 0 (every magnetisation is zero), U_L is undefined")
     return float(1.0 - np.mean(m2 * m2) / (3.0 * np.mean(m2) ** 2))
 
 
@@ -245,6 +247,8 @@ def site_cumulant_ratios(phi, orders=(4, 6, 8), n_boot: int = 500, generator: np
         raise ValueError(f"phi needs at least 2 configurations along axis 0, got shape {arr.shape}")
     d = arr.reshape(arr.shape[0], -1)
     d = d - d.mean()
+    if not np.any(d):
+        raise ValueError("site_cumulant_ratios: the field is constant (kappa_2 = 0), the ratios are undefined")
     sums = np.empty((d.shape[0], n_max + 1))
     sums[:, 0] = d.shape[1]
     p = d.copy()
@@ -258,7 +262,11 @@ def site_cumulant_ratios(phi, orders=(4, 6, 8), n_boot: int = 500, generator: np
         return np.array([kappa[n] / kappa[2] ** (n / 2) for n in orders])
 
     n_blocks = min(int(n_blocks), d.shape[0])
-    return stats.bootstrap(sums, statistic, n_boot=n_boot, generator=generator, n_blocks=n_blocks)
+    est, err = stats.bootstrap(sums, statistic, n_boot=n_boot, generator=generator, n_blocks=n_blocks)
+    if not (np.all(np.isfinite(est)) and np.all(np.isfinite(err))):
+        raise ValueError(f"site_cumulant_ratios: non-finite ratios {est} +- {err} (kappa_2 = 0 in some bootstrap "
+                         "replica: too few configurations or blocks)")
+    return est, err
 
 
 def _summary_statistic(volume: int):
@@ -310,6 +318,8 @@ def magnetisation_summary(m, volume: int, generator: np.random.Generator, n_boot
         None when ``block_length`` is given).
     """
     arr = _as_numpy(m, "m")
+    if not np.any(arr):
+        raise ValueError("magnetisation_summary: every magnetisation is zero, chi_2 and U_L are undefined")
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:

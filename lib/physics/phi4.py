@@ -89,6 +89,9 @@ def check_field(phi, params: Phi4Params, name: str = "phi") -> torch.Tensor:
         raise ValueError(f"{name} must be a torch.Tensor of shape (B, {params.L}, {params.L}), got {type(phi)}")
     if not phi.is_floating_point():
         raise ValueError(f"{name} must have a real floating-point dtype, got {phi.dtype}")
+    if phi.dtype in (torch.float16, torch.bfloat16):
+        raise ValueError(f"{name} must be float32 or float64, got {phi.dtype}: the phi^4 term overflows a 16-bit float "
+                         "(65504) already at |phi| > 16")
     if phi.ndim != 3 or tuple(phi.shape[1:]) != (params.L, params.L) or phi.shape[0] < 1:
         raise ValueError(
             f"{name} must have shape (B, L, L) = (B, {params.L}, {params.L}) with B >= 1, got {tuple(phi.shape)}"

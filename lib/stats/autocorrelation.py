@@ -72,15 +72,15 @@ def _gamma_method(arr: np.ndarray, S: float):
         )
     c_f = gamma[0] + 2 * gamma[1 : window + 1].sum()
     if c_f < gamma[0]:
-        # tau_int(W) < 1/2: an anticorrelated series (or one too short to tell).  The windowing assumes a positive,
-        # decaying rho(t); like the reference implementation pyerrors, tau_int is kept at 1/2 (the error of the mean
-        # is then the naive one, an upper bound) instead of shrinking the error, possibly below zero.
-        warnings.warn(
-            f"tau_int: the summed autocorrelation gives tau_int = {c_f / (2 * gamma[0]):.3g} < 1/2 (an anticorrelated "
-            "or very short series); tau_int is set to 1/2, so the error of the mean is the naive one (an upper bound)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        # tau_int(W) < 1/2: an anticorrelated series, or iid data below 1/2 by chance.  The windowing assumes a
+        # positive, decaying rho(t); like the reference implementation pyerrors, tau_int is kept at 1/2 (the error of
+        # the mean is then the naive one, an upper bound) instead of shrinking the error, possibly below zero.  A
+        # warning only when the anticorrelation is significant (3 standard errors of tau_int(W) below 1/2).
+        if c_f / (2 * gamma[0]) < 0.5 - 3 * math.sqrt(window / n_tot):
+            warnings.warn(
+                f"tau_int: the summed autocorrelation gives tau_int = {c_f / (2 * gamma[0]):.3g} < 1/2 (an "
+                "anticorrelated series); tau_int is set to 1/2, so the error of the mean is the naive one (an upper "
+                "bound)", RuntimeWarning, stacklevel=3)
         c_f = gamma[0]
     gamma = gamma + c_f / n_tot  # bias correction of Gamma (Wolff 2004)
     c_f = c_f * (1 + (2 * window + 1) / n_tot)
