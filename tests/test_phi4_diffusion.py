@@ -13,7 +13,7 @@ from lib.physics import phi4
 from lib.recipes import phi4_diffusion as dm
 from lib.recipes import phi4_ensembles as pe
 from lib.core.random import make_generator
-from lib.infra.cache import ArtefactCache
+from lib.infra.cache import ArtefactCache, CacheWarning
 from lib.diffusion.sde import ve
 
 P = phi4.Phi4Params(4, 0.21, 0.022)
@@ -122,6 +122,29 @@ def test_generate_resumes_after_an_interruption(tmp_path, monkeypatch):
     resumed = dm.generate(spec, SAMPLE, cache)
     torch.testing.assert_close(resumed["configs"], reference["configs"])
     torch.testing.assert_close(resumed["power_sums"], reference["power_sums"])
+
+
+def test_generate_warns_about_a_damaged_batch_and_regenerates_it(tmp_path, monkeypatch):
+    spec = tiny_dm()
+    cache = ArtefactCache(tmp_path)
+    reference = dm.generate(spec, SAMPLE, ArtefactCache(tmp_path / "ref"))
+    original, calls = dm._sample_batch, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(dm, "_sample_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        dm.generate(spec, SAMPLE, cache)
+    monkeypatch.setattr(dm, "_sample_batch", original)
+    scratch = cache.scratch_dir(dm.KIND_SAMPLES, {"dm": spec, "sample": SAMPLE})
+    (scratch / "batch_00000.pt").write_bytes(b"half a batch")
+    with pytest.warns(CacheWarning, match="unreadable batch file .*batch_00000.pt"):
+        out = dm.generate(spec, SAMPLE, cache)
+    torch.testing.assert_close(out["configs"], reference["configs"])
 
 
 def test_forward_marginal_power_records_match_the_kernel():

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +36,7 @@ from lib.core.random import make_generator
 from lib.diffusion import grids, lattice_nets, sde as _sde, solvers, training
 from lib.diffusion.nets import score_fn
 from lib.diffusion.normalise import Normalisation
-from lib.infra.cache import ArtefactCache
+from lib.infra.cache import ArtefactCache, CacheWarning
 from lib.physics import observables, phi4
 from lib.recipes import phi4_ensembles as ens
 from lib.recipes.cached_training import trained_score_model
@@ -254,24 +255,32 @@ def generate(spec: DMSpec, sample: SampleSpec, cache: ArtefactCache | None = Non
     result, norm = trained_model(spec, cache, device=device, progress=progress)
     score = score_fn(result.sampling_model, chunk_size=None)
     sde, L = forward_sde(spec), spec.params.L
-    scratch = cache.scratch_dir(KIND_SAMPLES, key)
+    try:
+        scratch = cache.scratch_dir(KIND_SAMPLES, key)
+    except OSError as err:  # an unwritable cache: generate without saving batches, return the result all the same
+        warnings.warn(f"the batches of {KIND_SAMPLES!r} cannot be saved ({err}); an interrupted run will start again",
+                      CacheWarning, stacklevel=2)
+        scratch = None
     n_batches = math.ceil(sample.n_samples / sample.batch)
     seeds = torch.randint(0, 2**62, (n_batches,), generator=make_generator(sample.seed)).tolist()
     start, wall = time.perf_counter(), 0.0
     batches = []
     for b in range(n_batches):
-        path = scratch / f"batch_{b:05d}.pt"
+        path = None if scratch is None else scratch / f"batch_{b:05d}.pt"
         size = min(sample.batch, sample.n_samples - b * sample.batch)
-        if path.is_file():
+        if path is not None and path.is_file():
             try:
                 batches.append(torch.load(path, map_location="cpu", weights_only=True))
                 continue
-            except Exception:  # a batch file cut short by an interruption: recompute it
+            except Exception as err:  # a damaged batch file: say so, recompute it
+                warnings.warn(f"unreadable batch file {path} ({type(err).__name__}); it is generated again",
+                              CacheWarning, stacklevel=2)
                 path.unlink()
         t0 = time.perf_counter()
         out = _sample_batch(score, sde, norm, L, size, sample, make_generator(seeds[b], device), device, b == 0)
         out["wall_time"] = time.perf_counter() - t0
-        atomic_save(out, path)
+        if path is not None:
+            atomic_save(out, path)
         batches.append(out)
     wall = sum(float(b["wall_time"]) for b in batches)
     data = {
@@ -285,8 +294,13 @@ def generate(spec: DMSpec, sample: SampleSpec, cache: ArtefactCache | None = Non
         "scale": torch.tensor(norm.scale, dtype=torch.float64),
         "seconds_per_config": torch.tensor(wall / sample.n_samples, dtype=torch.float64),
     }
-    cache.save(KIND_SAMPLES, key, data, seed=sample.seed, wall_time=time.perf_counter() - start,
-               extra={"device": str(device), "sampling_seconds": wall, "n_batches": n_batches})
+    try:
+        cache.save(KIND_SAMPLES, key, data, seed=sample.seed, wall_time=time.perf_counter() - start,
+                   extra={"device": str(device), "sampling_seconds": wall, "n_batches": n_batches})
+    except OSError as err:  # nothing computed is lost
+        warnings.warn(f"could not store {KIND_SAMPLES!r} in {cache.root} ({err}); returned but not cached",
+                      CacheWarning, stacklevel=2)
+        return data
     cache.clear_scratch(KIND_SAMPLES, key)
     return data
 
