@@ -18,8 +18,8 @@ Three builders:
     with the fixed step ``dt = (T - t_end)/(n - 1)``, so the last state belongs to ``t_end - dt`` (slightly
     negative when ``t_end < dt``).
 
-Derived in :doc:`book/part1/score_matching` and compared in :doc:`book/part2/two_peak` and
-:doc:`book/part3/phi4_diffusion`.
+Derived in :doc:`/book/part1/score_matching` and compared in :doc:`/book/part2/two_peak` and
+:doc:`/book/part3/phi4_diffusion`.
 """
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ from lib.diffusion.sde import LinearDriftSDE
 
 __all__ = ["TimeGrid", "uniform_states", "uniform_evaluations", "karras", "SPACINGS", "build"]
 
-SPACINGS = ("uniform", "karras", "uniform-evaluations")  # the names :func:`build` accepts
+#: the names :func:`build` accepts
+SPACINGS = ("uniform", "karras", "uniform-evaluations")
 
 
 class TimeGrid(NamedTuple):
@@ -89,7 +90,7 @@ def karras(sde: LinearDriftSDE, n_steps: int, t_end: float = 1e-4, rho: float = 
     :math:`i = 0..n`, mapped back to times by inverting the increasing :math:`\Xi(t)` (bisection).  The steps are
     small where the noise is small, where the score changes fastest relative to the width of the data: a target
     mode of variance :math:`v` needs :math:`\Delta\Xi \ll v`, which a uniform grid in :math:`t` violates for small
-    :math:`v` near the end.  Used in :doc:`book/part3/phi4_diffusion`.
+    :math:`v` near the end.  Used in :doc:`/book/part3/phi4_diffusion`.
     """
     n_steps = require_int(n_steps, "n_steps")
     rho = require_positive(rho, "rho")

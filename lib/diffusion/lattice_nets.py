@@ -25,7 +25,7 @@ per group, entirely) removed again by the subtraction of the group mean.
 As for :class:`lib.diffusion.nets.ScoreMLP`, ``sde`` divides the output by :math:`\\sqrt{\\Xi(t)}` and ``odd=True`` makes
 :math:`s(-\\phi, t) = -s(\\phi, t)` exact, the :math:`Z_2` symmetry of the :math:`\\phi^4` action.
 
-Derived and used in :doc:`book/part3/phi4_diffusion`.  Nothing is computed at import time.
+Derived and used in :doc:`/book/part3/phi4_diffusion`.  Nothing is computed at import time.
 """
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ from lib.diffusion.sde import LinearDriftSDE
 
 __all__ = ["KINDS", "LatticeNetConfig", "LatticeScoreNet", "build_lattice_net"]
 
+#: the network kinds of :class:`LatticeNetConfig`
 KINDS = ("cnn", "unet")
 
 _OUT_SCALE = 0.1  # the output convolution is drawn 10x smaller than the others: the initial score is close to 0
@@ -78,7 +79,7 @@ class LatticeNetConfig:
 
     @property
     def levels(self) -> int:
-        """Number of resolutions: ``len(channels)`` for the U-Net, 1 for the CNN."""
+        """The number of resolutions, ``len(channels)`` for the U-Net and 1 for the CNN."""
         return len(self.channels) if self.kind == "unet" else 1
 
     @property
@@ -165,7 +166,7 @@ class LatticeScoreNet(TimeConditionedScore):
 
     The module is created on the CPU in float32; move it with ``.to(device)``.  Inputs must live on the module's
     device; they are cast to its dtype and the output is returned in the dtype of ``x``.
-    Derived in :doc:`book/part3/phi4_diffusion`.
+    Derived in :doc:`/book/part3/phi4_diffusion`.
     """
 
     def __init__(self, config: LatticeNetConfig, sde: LinearDriftSDE | None = None,
@@ -265,6 +266,6 @@ def build_lattice_net(config: LatticeNetConfig, sde: LinearDriftSDE | None = Non
 
     ``generator`` (CPU) draws the initial weights (``make_generator(0)`` when omitted), so two calls with equally
     seeded generators give identical networks.  See :class:`LatticeScoreNet`; derived in
-    :doc:`book/part3/phi4_diffusion`.
+    :doc:`/book/part3/phi4_diffusion`.
     """
     return LatticeScoreNet(config, sde, generator)

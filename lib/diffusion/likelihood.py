@@ -16,7 +16,7 @@ instantaneous change of variables :math:`d \\log p(x(t), t)/dt = -\\nabla \\cdot
     = \\log p_T(x(T)) + \\int_{t_\\epsilon}^T \\nabla \\cdot \\tilde f(x(t), t)\\,dt,
 
 with the prior :math:`\\mathcal N(0, \\Xi(T))` in place of :math:`p_T`.  The divergence is the trace of the Jacobian
-(:func:`divergence`, exactly or with the Skilling-Hutchinson estimator).  Used in :doc:`book/part3/phi4_diffusion`,
+(:func:`divergence`, exactly or with the Skilling-Hutchinson estimator).  Used in :doc:`/book/part3/phi4_diffusion`,
 where the effective action :math:`-\\log q` of the diffusion model is compared with the lattice action :math:`S`.
 """
 from __future__ import annotations
@@ -196,7 +196,7 @@ def log_likelihood(sde, score: Callable, x0: torch.Tensor, t_eps: float = 1e-3, 
 
     with :math:`0 \\to t_\\epsilon` and ``sde.prior_logp`` for :math:`\\log p_T`: ``logp = prior_logp(x_T) + delta(T)``
     (Song et al. 2021, eq. 39; Chen et al. 2018).  The score is evaluated in the dtype of ``x0``.
-    Derived in :doc:`book/part3/phi4_diffusion`.
+    Derived in :doc:`/book/part3/phi4_diffusion`.
 
     Parameters
     ----------

@@ -13,7 +13,7 @@ weighted distance to the true score, :math:`\\tfrac12 \\mathbb E\\, \\Xi(t) \\| 
 by a constant, so its minimiser is the exact score.  That stays true for any other distribution of :math:`t` with
 support :math:`(t_{min}, T)` (it only changes the weight of each time), which is why ``t_sampling`` may put more
 samples at small :math:`t`, where the uniform distribution leaves the score poorly determined.  Derived in
-:doc:`book/part1/score_matching` (eq. ``eq-dsm-loss``).
+:doc:`/book/part1/score_matching` (eq. ``eq-dsm-loss``).
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from lib.diffusion.sde import LinearDriftSDE
 
 __all__ = ["T_SAMPLINGS", "check_t_sampling", "sample_times", "dsm_loss"]
 
-T_SAMPLINGS = ("uniform", "log-uniform", "mixture")  # the distributions of t that dsm_loss can draw from
+#: the distributions of t that dsm_loss can draw from
+T_SAMPLINGS = ("uniform", "log-uniform", "mixture")
 
 
 def check_t_sampling(t_sampling) -> str:
@@ -70,7 +71,7 @@ def dsm_loss(score_model: Callable, sde: LinearDriftSDE, x0: torch.Tensor, gener
     score_model : callable
         ``score_model(x, t) -> tensor like x`` with ``t`` a float64 ``(B,)`` tensor.
     sde : LinearDriftSDE
-        Forward process; :math:`x_t` is drawn with :meth:`LinearDriftSDE.sample_marginal`.
+        Forward process; :math:`x_t` is drawn with :meth:`~lib.diffusion.sde.LinearDriftSDE.sample_marginal`.
     x0 : tensor (B, ...)
         Data batch.
     generator : torch.Generator
@@ -86,7 +87,7 @@ def dsm_loss(score_model: Callable, sde: LinearDriftSDE, x0: torch.Tensor, gener
     -----
     For a Gaussian target :math:`\\mathcal N(0, s_0^2)` per degree of freedom and the exact score the expectation
     at fixed ``t`` is :math:`\\tfrac d2\\, s_0^2 f^2 / (s_0^2 f^2 + \\Xi)`, the minimum of the loss.
-    Derived in :doc:`book/part1/score_matching` (eq. ``eq-dsm-loss``).
+    Derived in :doc:`/book/part1/score_matching` (eq. ``eq-dsm-loss``).
     """
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")

@@ -21,7 +21,7 @@ and reshaped back to the shape of ``x``.  Two options build physics into the net
   :math:`s(-x, t) = -s(x, t)` holds exactly, as for every :math:`Z_2`-symmetric target.
 
 The authors' toy model used hidden layers ``[64, 64]``, a time embedding of size 128 and LeakyReLU.
-Derived and used in :doc:`book/part2/two_peak`.  Nothing is computed at import time.
+Derived and used in :doc:`/book/part2/two_peak`.  Nothing is computed at import time.
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ from lib.diffusion.sde import LinearDriftSDE
 __all__ = ["ACTIVATIONS", "MLPConfig", "GaussianFourierEmbedding", "ScoreMLP", "build_mlp", "score_fn",
            "rescaled_score_fn", "batch_times", "divide_by_kernel_width", "TimeConditionedScore", "check_time_conditioning"]
 
+#: activation functions by name
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,  # the authors' choice (negative slope 0.01)
     "silu": nn.SiLU,  # Song et al.'s choice (swish)
@@ -103,8 +104,8 @@ class TimeConditionedScore(nn.Module):
     computed once per call when one time serves the whole batch, optional antisymmetrisation, and the division by
     the kernel width :math:`\\sqrt{\\Xi(t)}`.
 
-    A subclass builds its layers on the ``meta`` device after ``super().__init__`` (:attr:`META`), then calls
-    :meth:`_initialise`; it implements ``_as_input(x)`` (validate ``x``, return the network's input in the module's
+    A subclass builds its layers on the ``meta`` device after ``super().__init__`` (``META``), then calls
+    ``_initialise(generator)``; it implements ``_as_input(x)`` (validate ``x``, return the network's input in the module's
     dtype), ``_net(h, emb)`` and ``reset_parameters(generator)``.  ``_odd(h, emb, same_time)`` antisymmetrises;
     the default evaluates the network twice, :math:`[\\mathrm{net}(h) - \\mathrm{net}(-h)]/2`.
     """
@@ -166,7 +167,7 @@ class ScoreMLP(TimeConditionedScore):
 
     The module is created on the CPU in float32; move it with ``.to(device)``.  Inputs must live on the
     module's device; they are cast to its dtype and the output is returned in the dtype of ``x``.
-    Derived in :doc:`book/part2/two_peak`.
+    Derived in :doc:`/book/part2/two_peak`.
     """
 
     def __init__(self, config: MLPConfig, sde: LinearDriftSDE | None = None, generator: torch.Generator | None = None):
@@ -235,7 +236,7 @@ def build_mlp(config: MLPConfig, sde: LinearDriftSDE | None = None,
     """The score network of ``config``; divided by :math:`\\sqrt{\\Xi(t)}` of ``sde`` when given.
 
     ``generator`` (CPU) draws the initial weights (``make_generator(0)`` when omitted), so two calls with equally
-    seeded generators give identical networks.  See :class:`ScoreMLP`; derived in :doc:`book/part2/two_peak`.
+    seeded generators give identical networks.  See :class:`ScoreMLP`; derived in :doc:`/book/part2/two_peak`.
     """
     return ScoreMLP(config, sde, generator)
 
@@ -277,7 +278,7 @@ def rescaled_score_fn(score: Callable, scale) -> Callable[[torch.Tensor, torch.T
     (elementwise). ``scale`` (:math:`a`, positive) is a number or a tensor of the configuration shape, e.g. ``(2,)``
     for :math:`(x, y)` pairs; it is broadcast against the trailing axes of ``x``.  Rescaling one direction of the data
     makes a thin direction as wide as the others, so that the isotropic noise of the forward process resolves both
-    equally (used for the complex Langevin strip in :doc:`book/part4/cl_diffusion`).  Note that the noise in the
+    equally (used for the complex Langevin strip in :doc:`/book/part4/cl_diffusion`).  Note that the noise in the
     original coordinates is then :math:`a \odot` (isotropic noise): :math:`p_x(x, t)` is the data convolved with
     :math:`\mathcal N(0, \Xi(t)\,\mathrm{diag}(a^2))`.
     """

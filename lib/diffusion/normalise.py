@@ -6,7 +6,7 @@ maximum of the ensemble, :math:`x \to 2(x - \min)/(\max - \min) - 1`.  Unless
 :math:`\phi \to -\phi`; the alternative :math:`x \to x / \max|x|` only rescales.  Both are
 :math:`y = (x - a)/s`, so cumulants transform as :math:`\kappa_1 \to (\kappa_1 - a)/s` and
 :math:`\kappa_n \to \kappa_n / s^n` for :math:`n \ge 2` (the ratios
-:math:`\kappa_{2n}/\kappa_2^n` are invariant).  Derived in :doc:`book/part3/phi4_diffusion`.
+:math:`\kappa_{2n}/\kappa_2^n` are invariant).  Derived in :doc:`/book/part3/phi4_diffusion`.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class Normalisation:
     r"""The affine map :math:`y = (x - \mathrm{shift}) / \mathrm{scale}` and its inverse.
 
     Build it from an ensemble with :meth:`minmax` (the authors' choice) or :meth:`maxabs`
-    (no shift).  See :doc:`book/part3/phi4_diffusion`.
+    (no shift).  See :doc:`/book/part3/phi4_diffusion`.
     """
 
     shift: float  # a, subtracted first (0 for maxabs; (max + min)/2 for minmax)

@@ -17,7 +17,7 @@ With :math:`u(t) = \\int_0^t g^2` everything is closed form:
     \\;(= u(t) - u(s) \\text{ for } c = 0),
 
 and the transition kernel is :math:`p(x, t | x_0) = \\mathcal N(x; x_0 f(t, 0), \\Xi(t))`,
-:math:`\\Xi(t) \\equiv \\Xi(t, 0)`.  Derived in :doc:`book/part1/forward_process` (exercises 3-4).
+:math:`\\Xi(t) \\equiv \\Xi(t, 0)`.  Derived in :doc:`/book/part1/forward_process` (exercises 3-4).
 
 Time arguments are a Python float, a 0-d tensor or a per-sample tensor of shape ``(B,)``; they are checked to lie
 in ``[0, T]``.  Schedule functions compute in float64 and return float64 for float input, else the dtype of the
@@ -111,7 +111,7 @@ class ExponentialNoise(NoiseSchedule):
     """The authors' schedule :math:`g(t) = \\sigma^{t/T}`, :math:`u(t) = T(\\sigma^{2t/T} - 1) / (2\\ln\\sigma)`.
 
     With :math:`a = 2\\ln\\sigma / T`: :math:`g^2 = e^{a t}`, :math:`u(t) - u(s) = e^{a s}\\,\\mathrm{expm1}(a(t - s)) / a`
-    (``t - s`` for ``sigma == 1``).  Derived in :doc:`book/part1/forward_process` (eq. ``eq-xi-family``).
+    (``t - s`` for ``sigma == 1``).  Derived in :doc:`/book/part1/forward_process` (eq. ``eq-xi-family``).
     """
 
     sigma: float = 10.0  # noise amplitude at t = T relative to t = 0, g(T) / g(0); > 0 (10 toy model, 25 lattice)
@@ -138,7 +138,7 @@ class LinearBetaNoise(NoiseSchedule):
     """Linear schedule :math:`g^2(t) = \\beta_{min} + (\\beta_{max} - \\beta_{min})\\,t/T` (Song et al. VPSDE, Ho et al.).
 
     :math:`u(t) - u(s) = (t - s)\\,[\\beta_{min} + (\\beta_{max} - \\beta_{min})(t + s) / (2T)]`.
-    Derived in :doc:`book/part1/forward_process`.
+    Derived in :doc:`/book/part1/forward_process`.
     """
 
     beta_min: float = 0.1  # g^2(0); >= 0
@@ -163,9 +163,9 @@ class LinearBetaNoise(NoiseSchedule):
 class LinearDriftSDE:
     """Forward SDE :math:`dx = -\\tfrac12 c\\, g^2(t)\\, x\\, dt + g(t)\\, dW` on :math:`[0, T]`.
 
-    Derived in :doc:`book/part1/forward_process`
+    Derived in :doc:`/book/part1/forward_process`
     (eqs. ``eq-forward-sde``, ``eq-forward-solution``, ``eq-xi``, ``eq-kernel``);
-    the backward process in :doc:`book/part1/score_matching` (eq. ``eq-backward-sde``).
+    the backward process in :doc:`/book/part1/score_matching` (eq. ``eq-backward-sde``).
     """
 
     noise: NoiseSchedule  # schedule g(t): ExponentialNoise or LinearBetaNoise
@@ -202,7 +202,7 @@ class LinearDriftSDE:
     def f(self, t, s=0.0) -> torch.Tensor:
         """Damping factor :math:`f(t, s) = \\exp(-\\tfrac12\\int_s^t k) = e^{-c\\,[u(t) - u(s)]/2}`, ``s <= t``.
 
-        Derived in :doc:`book/part1/forward_process` (eq. ``eq-forward-solution``).
+        Derived in :doc:`/book/part1/forward_process` (eq. ``eq-forward-solution``).
         """
         t, s, dtype = _interval(t, s, self.T)
         return torch.exp(-0.5 * self.c * self.noise._du(t, s)).to(dtype)
@@ -212,7 +212,7 @@ class LinearDriftSDE:
 
         :math:`\\Delta u = u(t) - u(s)`; equals :math:`\\Delta u` for ``c = 0`` (VE:
         :math:`\\Xi(t) = (\\sigma^{2t} - 1)/(2\\ln\\sigma)`) and :math:`1 - f^2` for ``c = 1`` and ``s = 0`` (VP).
-        Derived in :doc:`book/part1/forward_process` (eq. ``eq-xi``).
+        Derived in :doc:`/book/part1/forward_process` (eq. ``eq-xi``).
         """
         t, s, dtype = _interval(t, s, self.T)
         du = self.noise._du(t, s)
@@ -232,7 +232,7 @@ class LinearDriftSDE:
         """Mean and standard deviation of the kernel :math:`p(x, t | x_0) = \\mathcal N(x; x_0 f(t, 0), \\Xi(t))`.
 
         Returns ``(mean, std)``, both of the shape of ``x0`` (``std`` as a broadcast view).
-        Derived in :doc:`book/part1/forward_process` (eq. ``eq-kernel``).
+        Derived in :doc:`/book/part1/forward_process` (eq. ``eq-kernel``).
         """
         _batch(x0, "x0", finite=True)
         mean = x0 * expand_like(self.f(t), x0)
@@ -243,7 +243,7 @@ class LinearDriftSDE:
         """Draw :math:`x_t = x_0 f(t, 0) + \\sqrt{\\Xi(t)}\\,\\eta`, :math:`\\eta \\sim \\mathcal N(0, 1)`.
 
         Returns ``(x_t, eta)``; ``eta`` is the target of denoising score matching
-        (:doc:`book/part1/score_matching`, eq. ``eq-dsm-loss``).
+        (:doc:`/book/part1/score_matching`, eq. ``eq-dsm-loss``).
         """
         mean, std = self.marginal(x0, t)
         eta = _random.standard_normal(x0, generator)
@@ -295,7 +295,7 @@ class LinearDriftSDE:
     def reverse_drift(self, x: torch.Tensor, t, score: torch.Tensor) -> torch.Tensor:
         """Drift of the backward process in :math:`\\tau = T - t`: :math:`dx/d\\tau = -K(x, t) + g^2(t)\\,s(x, t)`.
 
-        Derived in :doc:`book/part1/score_matching` (eq. ``eq-backward-sde``; exercise 7, eq. 27).
+        Derived in :doc:`/book/part1/score_matching` (eq. ``eq-backward-sde``; exercise 7, eq. 27).
         """
         self._score_like(x, score)
         return -self.drift(x, t) + expand_like(self.g2(t), x) * score
@@ -303,7 +303,7 @@ class LinearDriftSDE:
     def probability_flow_drift(self, x: torch.Tensor, t, score: torch.Tensor) -> torch.Tensor:
         """Probability-flow ODE in :math:`\\tau = T - t`: :math:`dx/d\\tau = -K(x, t) + \\tfrac12 g^2(t)\\,s(x, t)`.
 
-        It has the same marginals :math:`p(x, t)` as the backward SDE (:doc:`book/part1/score_matching`).
+        It has the same marginals :math:`p(x, t)` as the backward SDE (:doc:`/book/part1/score_matching`).
         """
         self._score_like(x, score)
         return -self.drift(x, t) + 0.5 * expand_like(self.g2(t), x) * score

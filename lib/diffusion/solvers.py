@@ -12,9 +12,9 @@ Backward (:func:`backward_solve`), in :math:`\\tau = T - t` on a :class:`lib.dif
 (Euler-Maruyama), or stochastic Heun (:func:`heun_step`); the probability-flow ODE replaces :math:`g^2 s` by
 :math:`g^2 s / 2` and drops the noise.  The authors' sampler (after the tutorial of Song et al.) is Euler-Maruyama on
 :func:`lib.diffusion.grids.uniform_evaluations` without noise on the last step: :func:`backward_em`.  Derived in
-:doc:`book/part1/forward_process` and :doc:`book/part1/score_matching` (eq. ``eq-backward-sde``); the better
+:doc:`/book/part1/forward_process` and :doc:`/book/part1/score_matching` (eq. ``eq-backward-sde``); the better
 integrators (Heun, the Karras grid, :func:`probability_flow_ivp` with scipy's adaptive RK45) are compared in
-:doc:`book/part2/two_peak`.
+:doc:`/book/part2/two_peak`.
 
 Score functions have the signature ``score(x, t) -> tensor like x`` with ``t`` a ``(B,)`` tensor of ``x``'s dtype.
 The solvers run under :func:`torch.no_grad` (a score that needs autograd must use :func:`torch.enable_grad`).
@@ -84,8 +84,8 @@ def forward_em(sde: LinearDriftSDE, x0: torch.Tensor, n_steps: int, generator=No
     """Integrate the forward SDE from ``x0`` at ``t = 0`` to ``t = T`` with ``n_steps`` Euler-Maruyama steps.
 
     ``observe(x) -> dict`` is recorded at ``t = 0``, after every ``record_every`` steps and at ``t = T``.
-    Derived in :doc:`book/part1/forward_process`; the discretisation is that of
-    :doc:`book/part1/stochastic_quantisation` (eq. ``eq-sde-discrete``).
+    Derived in :doc:`/book/part1/forward_process`; the discretisation is that of
+    :doc:`/book/part1/stochastic_quantisation` (eq. ``eq-sde-discrete``).
     """
     _check_start(x0, "x0")
     n_steps, record_every = require_int(n_steps, "n_steps"), require_int(record_every, "record_every")
@@ -108,7 +108,7 @@ def forward_marginals(sde: LinearDriftSDE, x0: torch.Tensor, times, generator=No
 
     Draws :meth:`lib.diffusion.sde.LinearDriftSDE.sample_marginal` of the batch ``x0`` with fresh noise per time (no
     time stepping: every time is exact) and records ``observe(x_t)``.  The returned state ``x`` is the draw at the
-    last time.  Used for the forward cumulants and propagator of :doc:`book/part3/phi4_diffusion`.
+    last time.  Used for the forward cumulants and propagator of :doc:`/book/part3/phi4_diffusion`.
     """
     _check_start(x0, "x0")
     t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
@@ -226,7 +226,7 @@ def backward_em_variance(sde: LinearDriftSDE, precision: Callable, var_T: float,
     flow), so the second moment of the start, ``var_T``, obeys the recursion
     :math:`V \\leftarrow a^2 V + g^2\\Delta t` (without the noise term on the last step unless ``noise_last``):
     what :func:`backward_em` gives for infinitely many trajectories, on the same grid.  For a Gaussian target of
-    variance :math:`v_0`, :math:`\\lambda = 1/(v_0 f^2 + \\Xi)`.  Derived in :doc:`book/part2/gaussian_target`.
+    variance :math:`v_0`, :math:`\\lambda = 1/(v_0 f^2 + \\Xi)`.  Derived in :doc:`/book/part2/gaussian_target`.
 
     Parameters
     ----------

@@ -2,7 +2,7 @@
 
 The loss is :func:`lib.diffusion.losses.dsm_loss`.  All randomness (batches, times, noise) comes from one
 explicit ``torch.Generator``; the loop saves checkpoints from which an interrupted run continues bit for bit.
-Derived in :doc:`book/part1/score_matching`; the training of the two-peak model in :doc:`book/part2/two_peak`.
+Derived in :doc:`/book/part1/score_matching`; the training of the two-peak model in :doc:`/book/part2/two_peak`.
 A trained network kept in the artefact cache is a recipe: :func:`lib.recipes.cached_training.trained_score_model`.
 """
 from __future__ import annotations
@@ -28,10 +28,13 @@ __all__ = ["TrainConfig", "TrainResult", "train_score_model", "learning_rate", "
            "LR_SCHEDULES", "CheckpointError", "TrainingDiverged", "run_identity", "data_fingerprint", "save_checkpoint",
            "load_checkpoint"]
 
-CHECKPOINT_NAME = "checkpoint.pt"  # file name of the checkpoint inside checkpoint_dir
-CHECKPOINT_FORMAT = 2  # layout of a checkpoint file: {"format", "sha256", "payload"}
+#: file name of the checkpoint inside checkpoint_dir
+CHECKPOINT_NAME = "checkpoint.pt"
+#: layout of a checkpoint file; {"format", "sha256", "payload"}
+CHECKPOINT_FORMAT = 2
 _RESUME_FIELDS = ("lr", "batch_size", "augment_flip", "ema_decay", "t_min", "t_sampling", "lr_schedule")  # must match
-LR_SCHEDULES = ("constant", "cosine")  # learning-rate schedules of train_score_model
+#: learning-rate schedules of train_score_model
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def _optional_count(value, name: str):
@@ -91,7 +94,7 @@ def learning_rate(config: TrainConfig, step: int, total: int) -> float:
 
     ``"constant"``: ``config.lr``; ``"cosine"``: :math:`\\tfrac12\\,\\mathrm{lr}\\,(1 + \\cos(\\pi\\,
     \\mathrm{step} / \\mathrm{total}))`, which anneals the noise of the last steps away (the small-:math:`t` score
-    is a noisy regression, see :doc:`book/part4/cl_diffusion`).
+    is a noisy regression, see :doc:`/book/part4/cl_diffusion`).
     """
     if config.lr_schedule == "constant":
         return config.lr
@@ -124,7 +127,7 @@ class TrainResult:
 
     @property
     def sampling_model(self) -> nn.Module:
-        """The network to sample with: the EMA weights when kept, else the last weights."""
+        """The network to sample with (the EMA weights when kept, else the last weights)."""
         return self.ema if self.ema is not None else self.model
 
 
@@ -232,7 +235,7 @@ def _model_dtype_device(model: nn.Module):
 
 def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor, config: TrainConfig,
                       generator: torch.Generator, checkpoint_dir=None, progress: bool | None = None) -> TrainResult:
-    """Train ``model`` in place by minimising :func:`dsm_loss` with Adam.
+    """Train ``model`` in place by minimising :func:`~lib.diffusion.losses.dsm_loss` with Adam.
 
     Each epoch visits the data (with ``-x`` appended if ``config.augment_flip``) in the order of
     ``torch.randperm(generator=generator)``; every step draws times and noise from the same generator.  After each
@@ -247,7 +250,7 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
     sde : LinearDriftSDE
         Forward process.
     data : tensor (N, ...)
-        Training configurations.  Non-finite data raise :class:`NonFiniteError`.
+        Training configurations.  Non-finite data raise :class:`~lib.core.checks.NonFiniteError`.
     config : TrainConfig
         Hyperparameters.
     generator : torch.Generator
@@ -271,10 +274,10 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
 
     Raises
     ------
-    NonFiniteError
+    lib.core.checks.NonFiniteError
         When the loss becomes NaN or infinite; the message names the step.  The step is not applied.
     TrainingDiverged
-        When the loss grows by more than ``config.max_loss_growth`` (a :class:`NonFiniteError`).
+        When the loss grows by more than ``config.max_loss_growth`` (a :class:`~lib.core.checks.NonFiniteError`).
     CheckpointError
         When the checkpoint in ``checkpoint_dir`` cannot be resumed from.
     """

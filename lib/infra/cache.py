@@ -38,10 +38,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["ArtefactCache", "CacheWarning", "default_root", "canonical_params", "code_fingerprint", "FORMAT_VERSION"]
+__all__ = ["ArtefactCache", "CacheWarning", "default_root", "canonical_params", "code_fingerprint", "FORMAT_VERSION",
+           "ORPHAN_AGE"]
 
-FORMAT_VERSION = 1  # bump when the layout of an entry changes: every key changes with it
-ORPHAN_AGE = 3600.0  # seconds after which a temporary directory of a killed writer is removed
+#: bump when the layout of an entry changes; every key changes with it
+FORMAT_VERSION = 1
+#: seconds after which a temporary directory of a killed writer is removed
+ORPHAN_AGE = 3600.0
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent  # lib/ (this file is lib/infra/cache.py)
 _NUMPY_TAG = "__lib_numpy_array__"  # marks a numpy array stored as a tensor in data.pt
 _FINGERPRINT: dict[Path, str] = {}

@@ -28,6 +28,7 @@ import torch
 
 __all__ = ["Profile", "current", "SCALES"]
 
+#: the scales a run can have
 SCALES = ("quick", "paper")
 
 

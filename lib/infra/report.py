@@ -21,6 +21,7 @@ import torch
 __all__ = ["parse_value", "format_value", "split_complex", "split_complex_errors", "ReproTable", "Checks", "CheckFailed",
            "SOURCES"]
 
+#: where a table row comes from
 SOURCES = ("ours", "paper", "exact")
 _MISSING = "\u2014"  # em dash for an empty cell
 _NUM = r"[+-]?(?:\d+(?:\.(?P<dec>\d*))?|\.(?P<dec2>\d+))"
@@ -224,7 +225,7 @@ class Checks:
     """Collects the checks of a chapter, shows them as a table and raises at the end if any failed.
 
     Every check returns whether it passed and appends ``{"cell", "ours", "reference", "rule", "passed",
-    "detail"}`` (display strings and a bool) to :attr:`results`.
+    "detail"}`` (display strings and a bool) to ``results``.
     """
 
     def __init__(self, name: str):
@@ -281,7 +282,7 @@ class Checks:
 
         For comparisons whose tolerance has a known systematic part, e.g. a generated row against the data it
         learned from, allowed to deviate as much as the paper's generated row deviates from exact
-        (:doc:`book/part4/cl_diffusion`); ``floor_name`` says where the floor comes from in the rule.
+        (:doc:`/book/part4/cl_diffusion`); ``floor_name`` says where the floor comes from in the rule.
         """
         value, err, ref = _as_number(value), self._error(cell, error), _as_number(reference, "reference")
         floor = _as_number(floor, "floor")

@@ -4,7 +4,7 @@ r"""Two holomorphic actions solvable by quadrature, the targets of complex Lange
 and :class:`QuarticModel` (:math:`S = \sigma_0 z^2/2 + \lambda z^4/4`, complex Langevin confined to a strip), frozen
 dataclasses with the drift :math:`K(z) = -S'(z)`; exact expectation values come from quadrature of the complex weight
 on the real axis (:func:`quadrature_moments`).  The dynamics is :mod:`lib.physics.complex_langevin`, the stationary
-Fokker-Planck equation :mod:`lib.physics.fokker_planck`.  Derived in :doc:`book/part4/complex_langevin`.
+Fokker-Planck equation :mod:`lib.physics.fokker_planck`.  Derived in :doc:`/book/part4/complex_langevin`.
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def quadrature_moments(action: Callable, n_max: int = 8, cutoff: float | None = 
 
     The real and imaginary parts of :math:`x^n e^{-S(x)}` are integrated separately with
     ``scipy.integrate.quad`` on :math:`[-L, 0]` and :math:`[0, L]`, and normalised by
-    :math:`Z = \int dx\, e^{-S(x)}`.  See :doc:`book/part4/complex_langevin` (eq. ``eq-cl-exact``).
+    :math:`Z = \int dx\, e^{-S(x)}`.  See :doc:`/book/part4/complex_langevin` (eq. ``eq-cl-exact``).
 
     Parameters
     ----------
@@ -136,7 +136,7 @@ class _HolomorphicModel:
         return self.quadrature_moments(n_max)
 
     def exact_cumulants(self, n_max: int = 8) -> np.ndarray:
-        r"""Exact cumulants from :meth:`exact_moments` by :func:`lib.stats.cumulants_from_moments`."""
+        r"""Exact cumulants from ``exact_moments`` by :func:`lib.stats.cumulants_from_moments`."""
         return cumulants_from_moments(self.exact_moments(n_max))
 
     def weight(self, x) -> np.ndarray:
@@ -158,7 +158,7 @@ def _poly_antiderivative(coefficients, z):
 class GaussianModel(_HolomorphicModel):
     r"""Gaussian model :math:`S(z) = \sigma_0 z^2 / 2`, :math:`\sigma_0 = A + iB`, drift :math:`K = -\sigma_0 z`.
 
-    Exact results (:doc:`book/part4/complex_langevin`, eqs. ``eq-gauss-moments``, ``eq-gauss-p``):
+    Exact results (:doc:`/book/part4/complex_langevin`, eqs. ``eq-gauss-moments``, ``eq-gauss-p``):
     :math:`\langle z^n \rangle = (n-1)!!\, \sigma_0^{-n/2}` for even :math:`n` (0 for odd), and with real noise the
     stationary CL distribution
 
@@ -196,7 +196,7 @@ class GaussianModel(_HolomorphicModel):
     def exact_moments(self, n_max: int = 8) -> np.ndarray:
         r"""Closed form :math:`\langle z^n \rangle = (n-1)!!\, \sigma_0^{-n/2}` (even :math:`n`), 0 for odd.
 
-        Derived in :doc:`book/part4/complex_langevin` (eq. ``eq-gauss-moments``).
+        Derived in :doc:`/book/part4/complex_langevin` (eq. ``eq-gauss-moments``).
         """
         n_max = _check_n_max(n_max)
         mu = np.zeros(n_max + 1, dtype=np.complex128)
@@ -262,7 +262,7 @@ class GaussianModel(_HolomorphicModel):
     def projected_density(self, x, imag_noise: float = 0.0) -> np.ndarray:
         r""":math:`\int dy\, P(x - iy, y)` by quadrature; equals :math:`\rho(x) = e^{-S(x)}/Z`.
 
-        The identity is eq. ``eq-cl-projection`` of :doc:`book/part4/complex_langevin`.
+        The identity is eq. ``eq-cl-projection`` of :doc:`/book/part4/complex_langevin`.
 
         The analytic continuation of :math:`P` in its first argument is integrated over :math:`y` (real and
         imaginary parts with ``scipy.integrate.quad``) for each real ``x``.  Returns complex128 of ``x``'s shape.
@@ -288,7 +288,7 @@ class GaussianModel(_HolomorphicModel):
         :math:`m_n (1 - a^n) = \sum_{k \ge 2,\ \mathrm{even}} \binom{n}{k} a^{n-k} (k-1)!!\,(2\epsilon)^{k/2} m_{n-k}`
         with :math:`a = 1 - \epsilon\sigma_0`; e.g.
         :math:`\langle z^2 \rangle_\epsilon = 1/[\sigma_0(1 - \epsilon\sigma_0/2)]`.
-        Shows the :math:`O(\epsilon)` step-size bias (:doc:`book/part4/complex_langevin`).  Requires :math:`|a| < 1`.
+        Shows the :math:`O(\epsilon)` step-size bias (:doc:`/book/part4/complex_langevin`).  Requires :math:`|a| < 1`.
         """
         eps = require_positive(eps, "eps")
         n_max = _check_n_max(n_max)
@@ -319,8 +319,8 @@ class QuarticModel(_HolomorphicModel):
         y_-^2 = \frac{A}{2\lambda}\left(1 - \sqrt{1 - \frac{B^2}{3A^2}}\right)
 
     (:math:`y_- = 0.3029` at :math:`A = B = \lambda = 1`), where :math:`K_y` points inwards for every :math:`x`
-    (Aarts, Giudice, Seiler, Annals Phys. 337 (2013) 238).  Derived in :doc:`book/part4/complex_langevin`
-    (eq. ``eq-strip``).  Exact moments by quadrature of :math:`e^{-S(x)}` (:meth:`exact_moments`).
+    (Aarts, Giudice, Seiler, Annals Phys. 337 (2013) 238).  Derived in :doc:`/book/part4/complex_langevin`
+    (eq. ``eq-strip``).  Exact moments by quadrature of :math:`e^{-S(x)}` (``exact_moments``).
     """
 
     A: float = 1.0  # Re sigma0; > 0

@@ -25,7 +25,7 @@ exercise sheet, eq. ``eq-cl-update``) is
     x_{n+1} = x_n + \epsilon_n K_x + \sqrt{2 N_x \epsilon_n}\,\eta_{x,n}, \qquad
     y_{n+1} = y_n + \epsilon_n K_y + \sqrt{2 N_y \epsilon_n}\,\eta_{y,n}.
 
-Everything is derived in :doc:`book/part4/complex_langevin`.  The solvable models are in
+Everything is derived in :doc:`/book/part4/complex_langevin`.  The solvable models are in
 :mod:`lib.physics.cl_models`, the stationary Fokker-Planck equation in :mod:`lib.physics.fokker_planck`; the cached
 runs of the book in :mod:`lib.recipes.complex_langevin`.
 
@@ -75,7 +75,7 @@ def _as_complex_batch(z0) -> torch.Tensor:
 
 def cl_step(z: torch.Tensor, K: torch.Tensor, eps, generator: torch.Generator | None = None,
             imag_noise: float = 0.0) -> torch.Tensor:
-    r"""One Euler-Maruyama step of complex Langevin (eq. ``eq-cl-update`` of :doc:`book/part4/complex_langevin`).
+    r"""One Euler-Maruyama step of complex Langevin (eq. ``eq-cl-update`` of :doc:`/book/part4/complex_langevin`).
 
     .. math::
 
@@ -125,7 +125,7 @@ def adaptive_step(K: torch.Tensor, eps_max: float, k_ref: float | None = None,
     :math:`K_\max = \max |K|` over the configuration of each trajectory (``scope="trajectory"``, the default:
     independent trajectories do not slow each other down) or over the whole batch (``scope="global"``, one step
     for all, as on a lattice).  ``k_ref=None`` gives the fixed step :math:`\bar\epsilon`.  Derived in
-    :doc:`book/part4/complex_langevin` (eq. ``eq-cl-adaptive``).
+    :doc:`/book/part4/complex_langevin` (eq. ``eq-cl-adaptive``).
 
     Returns
     -------
@@ -185,7 +185,7 @@ def complex_langevin(drift, z0: torch.Tensor, eps: float, n_steps: int, generato
     are made and the state is recorded after every ``record_every``-th of them (``n_steps // record_every``
     records); nothing else is kept in memory.  With an adaptive step, time averages are
     :math:`\sum_i \epsilon_i O_i / \sum_i \epsilon_i` with the recorded ``eps`` (each sample stands for the
-    Langevin time it is held).  Derived in :doc:`book/part4/complex_langevin`.
+    Langevin time it is held).  Derived in :doc:`/book/part4/complex_langevin`.
 
     Parameters
     ----------
@@ -304,10 +304,10 @@ def sample_xy(model, n_chains: int, n_records: int, eps: float = 1e-3, generator
 
     Produces ``n_chains * n_records`` samples of the stationary CL distribution :math:`P(x, y)` (up to the
     :math:`O(\epsilon)` step-size bias), e.g. :math:`10^6` samples for training a diffusion model
-    (:doc:`book/part4/cl_diffusion`); only the records are kept in memory.  Samples of one record are independent
+    (:doc:`/book/part4/cl_diffusion`); only the records are kept in memory.  Samples of one record are independent
     across chains; along a chain they are autocorrelated (analyse with :func:`lib.stats.tau_int` on the
     ``(n_records, n_chains)`` layout).  Warns (``RuntimeWarning``) when the model says CL is not expected to be
-    correct (:attr:`lib.physics.cl_models.QuarticModel.cl_expected_correct`).  See :doc:`book/part4/complex_langevin`.
+    correct (:attr:`lib.physics.cl_models.QuarticModel.cl_expected_correct`).  See :doc:`/book/part4/complex_langevin`.
 
     Parameters
     ----------

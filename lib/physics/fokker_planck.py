@@ -23,7 +23,7 @@ stationary solution is the eigenvector of the eigenvalue closest to zero (invers
 factorisation), normalised to :math:`\int P = 1`.  Moments :math:`\langle z^n \rangle = \int dx\,dy\,(x+iy)^n P`
 follow exactly from the coefficients (:meth:`FPSolution.moments`) or from a grid (:meth:`FPSolution.grid_moments`).
 
-Accuracy (measured; see :doc:`book/part4/complex_langevin`, section on the Fokker-Planck equation): for the
+Accuracy (measured; see :doc:`/book/part4/complex_langevin`, section on the Fokker-Planck equation): for the
 Gaussian model the expansion converges geometrically (default scales: :math:`|P - P_\mathrm{exact}| \approx
 10^{-12}` and moments to :math:`10^{-6}` at 30 x 30).  For the quartic model (:math:`A = B = \lambda = 1`, real
 noise) :math:`P` lives in the strip :math:`|y| < y_-` with steep edges, so the convergence in :math:`n_y` is slower
@@ -32,7 +32,7 @@ basis just covers the strip).  Errors of :math:`\langle z^2 \rangle`, :math:`\la
 :math:`1 \cdot 10^{-2}` at :math:`(n_x, n_y) = (40, 40)`, :math:`2\text{-}4 \cdot 10^{-3}` at (40, 60),
 :math:`2\text{-}3 \cdot 10^{-4}` at (40, 100), :math:`2 \cdot 10^{-5}` at (40, 160), :math:`4 \cdot 10^{-7}` at
 (60, 240); :math:`n_x = 40` is converged in :math:`x`.  The eigenvalue closest to zero
-(:attr:`FPSolution.eigenvalue`) tends to zero with the truncation and is a useful diagnostic.
+(``FPSolution.eigenvalue``) tends to zero with the truncation and is a useful diagnostic.
 """
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def fp_operator(coefficients, n_x: int, n_y: int, scale_x: float, scale_y: float
     with :math:`X = s_x U`, :math:`D_x = D / s_x` (:func:`ladder_matrices`) and :math:`d_{pq}` from
     :func:`drift_monomials`.  Each one-dimensional product is computed in a basis larger by the degree plus two and
     then truncated to the first ``n`` functions, so the retained elements are the exact Galerkin projection.
-    Coefficients are ordered ``c[m, n] -> m * n_y + n``.  Derived in :doc:`book/part4/complex_langevin`
+    Coefficients are ordered ``c[m, n] -> m * n_y + n``.  Derived in :doc:`/book/part4/complex_langevin`
     (eq. ``eq-fpe-hermite``).
     """
     n_x = require_int(n_x, "n_x")
@@ -329,7 +329,7 @@ def solve_stationary(model, n_x: int = 40, n_y: int = 160, scale_x: float | None
     ``method="eig"`` (default) the eigenvector of the eigenvalue closest to zero (inverse iteration),
     ``method="svd"`` the right singular vector of the smallest singular value (least :math:`\|Lc\|`; measured to
     be less accurate for the quartic model).  The vector is normalised to :math:`\int P = 1`.
-    See :doc:`book/part4/complex_langevin` (eq. ``eq-fpe-hermite``).
+    See :doc:`/book/part4/complex_langevin` (eq. ``eq-fpe-hermite``).
 
     Parameters
     ----------
@@ -384,7 +384,7 @@ def moments_vs_truncation(model, orders, n_max: int = 8, **kwargs) -> np.ndarray
     ``orders`` holds integers (the same order in both directions) or pairs ``(n_x, n_y)``; further keyword
     arguments go to :func:`solve_stationary` (scales default to :func:`default_scales` at each order).
     Returns complex128 of shape ``(len(orders), n_max + 1)``.  Shows the convergence of the expansion
-    (:doc:`book/part4/complex_langevin`).
+    (:doc:`/book/part4/complex_langevin`).
     """
     rows = []
     for order in orders:

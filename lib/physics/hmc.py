@@ -11,7 +11,7 @@ momenta and its own Metropolis accept/reject.  One trajectory:
 4. accept the end point with probability :math:`\min(1, e^{-\Delta H})`, using one uniform
    number per chain from ``torch.rand`` with the same generator (drawn after the momenta).
 
-Derived in :doc:`book/part3/phi4_hmc` (eqs. ``eq-hmc-hamiltonian``, ``eq-leapfrog``,
+Derived in :doc:`/book/part3/phi4_hmc` (eqs. ``eq-hmc-hamiltonian``, ``eq-leapfrog``,
 ``eq-omelyan``, ``eq-metropolis``).
 """
 from __future__ import annotations
@@ -59,7 +59,7 @@ def leapfrog(phi: torch.Tensor, pi: torch.Tensor, force: Callable[[torch.Tensor]
     repeated ``n_steps`` times (the inner half kicks merged: ``n_steps + 1`` force evaluations).
     Reversible and area preserving; the energy error of a trajectory of fixed length is
     :math:`O(\epsilon^2)`, so :math:`\langle\Delta H\rangle \propto V\epsilon^4`.
-    Derived in :doc:`book/part3/phi4_hmc` (eq. ``eq-leapfrog``).
+    Derived in :doc:`/book/part3/phi4_hmc` (eq. ``eq-leapfrog``).
 
     Parameters
     ----------
@@ -104,7 +104,7 @@ def omelyan(phi: torch.Tensor, pi: torch.Tensor, force: Callable[[torch.Tensor],
     (I. P. Omelyan, I. M. Mryglod, R. Folk, Comput. Phys. Commun. 151 (2003) 272; Takaishi and
     de Forcrand, Phys. Rev. E 73 (2006) 036706).  Two force evaluations per step (the outer
     kicks merged), an energy error about ten times smaller than leapfrog's at the same step.
-    Derived in :doc:`book/part3/phi4_hmc` (eq. ``eq-omelyan``).  Arguments as :func:`leapfrog`.
+    Derived in :doc:`/book/part3/phi4_hmc` (eq. ``eq-omelyan``).  Arguments as :func:`leapfrog`.
     """
     n_steps = _n_steps(n_steps)
     eps = _step_tensor(step, phi)
@@ -119,6 +119,7 @@ def omelyan(phi: torch.Tensor, pi: torch.Tensor, force: Callable[[torch.Tensor],
     return phi, pi
 
 
+#: molecular-dynamics integrators by name
 INTEGRATORS = {"leapfrog": leapfrog, "omelyan": omelyan}
 
 
@@ -164,7 +165,7 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
     :math:`u < e^{-\Delta H}`, :math:`u \sim U(0,1)`, :math:`H = \frac12\sum_x\pi^2 + S[\phi]`.
     Per trajectory the generator is used for ``B`` uniform numbers for the step sizes (only when
     ``jitter > 0``), the momenta (:func:`lib.core.random.standard_normal`) and ``B`` uniform numbers
-    for the accept/reject (``torch.rand``), in this order.  Derived in :doc:`book/part3/phi4_hmc`
+    for the accept/reject (``torch.rand``), in this order.  Derived in :doc:`/book/part3/phi4_hmc`
     (eqs. ``eq-hmc-hamiltonian`` to ``eq-metropolis``).
 
     With ``jitter > 0`` every chain draws its step size for each trajectory uniformly from
@@ -296,7 +297,7 @@ def chain_ends(params: Phi4Params, n_configs: int, generator: torch.Generator | 
     ``n_steps = 100`` steps of ``step = 0.01`` (trajectory length 1).  The chains run in
     parallel as the batch of :func:`hmc`.  The configurations are independent by
     construction, but whether 128 trajectories thermalise the chains is not checked here
-    (see :doc:`book/part3/phi4_hmc`).
+    (see :doc:`/book/part3/phi4_hmc`).
 
     Returns
     -------

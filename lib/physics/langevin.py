@@ -8,7 +8,7 @@ In the convention of the exercise sheet's footnote (:math:`\\epsilon \\to 2\\eps
     K = -\\frac{\\partial S}{\\partial x}, \\qquad \\langle \\eta_n \\eta_{n'} \\rangle = \\delta_{nn'},
 
 whose stationary distribution is :math:`p(x) \\propto e^{-S(x)}` up to :math:`O(\\epsilon)`
-corrections.  Derived in :doc:`book/part1/stochastic_quantisation` (exercises 1-2).
+corrections.  Derived in :doc:`/book/part1/stochastic_quantisation` (exercises 1-2).
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def langevin_step(force: Callable, x: torch.Tensor, step: float, generator: torc
     r"""One update :math:`x' = x + \epsilon K(x) + \sqrt{2\epsilon}\,\eta`, :math:`\eta \sim \mathcal N(0, 1)`.
 
     The noise is drawn through :func:`lib.core.random.standard_normal`.  See
-    :doc:`book/part1/stochastic_quantisation` (eq. ``eq-langevin-discrete``).
+    :doc:`/book/part1/stochastic_quantisation` (eq. ``eq-langevin-discrete``).
     """
     drift = force(x)
     if not isinstance(drift, torch.Tensor) or drift.shape != x.shape:
@@ -63,7 +63,7 @@ def langevin(
 
     For :math:`S = x^2/2` the discrete chain is Gaussian with stationary variance
     :math:`1/(1 - \epsilon/2)` (not 1): the :math:`O(\epsilon)` step-size bias.  Derived in
-    :doc:`book/part1/stochastic_quantisation`.
+    :doc:`/book/part1/stochastic_quantisation`.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 r"""Observables of lattice :math:`\phi^4` ensembles: magnetisation, susceptibility, Binder
 cumulant, two-point functions and single-site cumulants, with errors.
 
-Conventions (:doc:`book/notation`, :doc:`book/part3/phi4_hmc`): :math:`V = L^2`,
+Conventions (:doc:`/book/notation`, :doc:`/book/part3/phi4_hmc`): :math:`V = L^2`,
 :math:`M = V^{-1}\sum_x \phi(x)`, :math:`\chi_2 = V(\langle M^2\rangle - \langle M\rangle^2)`,
 :math:`U_L = 1 - \langle M^4\rangle / (3\langle M^2\rangle^2)`, and the Fourier transform
 :math:`\tilde\phi(p) = \sum_x e^{-ipx}\phi(x)` (:func:`torch.fft.fft2`, momenta
@@ -66,7 +66,7 @@ def _check_lattice(phi) -> torch.Tensor:
 def magnetisation(phi: torch.Tensor) -> torch.Tensor:
     r"""Magnetisation :math:`M = V^{-1} \sum_x \phi(x)` of every configuration, shape ``(B,)``.
 
-    Shape-agnostic: averages over every axis but the batch axis.  See :doc:`book/part3/phi4_hmc`.
+    Shape-agnostic: averages over every axis but the batch axis.  See :doc:`/book/part3/phi4_hmc`.
     """
     phi = _check_batch(phi)
     return phi.mean(dim=tuple(range(1, phi.ndim)))
@@ -75,7 +75,7 @@ def magnetisation(phi: torch.Tensor) -> torch.Tensor:
 def susceptibility(m, volume: int) -> float:
     r"""Susceptibility :math:`\chi_2 = V(\langle M^2\rangle - \langle M\rangle^2)` from samples of :math:`M`.
 
-    ``m`` holds magnetisations (any shape, pooled).  See :doc:`book/part3/phi4_hmc`.
+    ``m`` holds magnetisations (any shape, pooled).  See :doc:`/book/part3/phi4_hmc`.
     """
     m = _as_numpy(m, "m").reshape(-1)
     return float(volume * (np.mean(m * m) - np.mean(m) ** 2))
@@ -85,7 +85,7 @@ def binder_cumulant(m) -> float:
     r"""Binder cumulant :math:`U_L = 1 - \langle M^4\rangle / (3 \langle M^2\rangle^2)` from samples of :math:`M`.
 
     :math:`U_L \to 0` for a Gaussian :math:`M` (symmetric phase) and :math:`\to 2/3` deep in the
-    broken phase.  See :doc:`book/part3/phi4_hmc`.
+    broken phase.  See :doc:`/book/part3/phi4_hmc`.
     """
     m = _as_numpy(m, "m").reshape(-1)
     m2 = m * m
@@ -98,7 +98,7 @@ def momentum_power(phi: torch.Tensor) -> torch.Tensor:
     r"""Per-configuration power spectrum :math:`|\tilde\phi(p)|^2 / V`, shape ``(B, L, L)`` (FFT order).
 
     Its batch mean is the full (disconnected) momentum-space two-point function; per-chain
-    means of it give errors.  See :doc:`book/part3/phi4_hmc` (eq. ``eq-two-point-momentum``).
+    means of it give errors.  See :doc:`/book/part3/phi4_hmc` (eq. ``eq-two-point-momentum``).
     """
     phi = _check_lattice(phi)
     volume = phi.shape[1] * phi.shape[2]
@@ -139,7 +139,7 @@ def two_point_momentum(phi: torch.Tensor, connected: bool = True) -> torch.Tenso
     :math:`G(0) = \chi_2`.  :math:`\langle M \rangle` is the ensemble average (close to zero for a
     :math:`Z_2`-symmetric ensemble, also in the broken phase on a finite lattice).  For the free
     field :math:`G(p) = 1/[2(1 - 2\kappa\sum_\mu\cos p_\mu)]` (:func:`lib.physics.phi4.free_propagator`).
-    Derived in :doc:`book/part3/phi4_hmc` (eq. ``eq-two-point-momentum``).
+    Derived in :doc:`/book/part3/phi4_hmc` (eq. ``eq-two-point-momentum``).
 
     Parameters
     ----------
@@ -170,7 +170,7 @@ def two_point_position(phi: torch.Tensor, connected: bool = True, full: bool = F
 
     and, unless ``full``, :math:`G(r) = \frac12 [C(r, 0) + C(0, r)]` for
     :math:`r = 0, \dots, L-1` (periodic, so :math:`G(r) = G(L - r)`).  The connected
-    :math:`C` sums to :math:`\chi_2` over :math:`r`.  See :doc:`book/part3/phi4_hmc`
+    :math:`C` sums to :math:`\chi_2` over :math:`r`.  See :doc:`/book/part3/phi4_hmc`
     (eq. ``eq-two-point-position``).
 
     Returns
@@ -193,7 +193,7 @@ def site_cumulants(phi, n_max: int = 8) -> np.ndarray:
     r"""Cumulants :math:`\kappa_n` (``n = 0..n_max``) of the single-site field, pooled over sites and configurations.
 
     The quantity of Table 2 of arXiv:2410.21212; computed by :func:`lib.stats.cumulants`
-    (``axis=None``).  See :doc:`book/part3/phi4_hmc`.
+    (``axis=None``).  See :doc:`/book/part3/phi4_hmc`.
     """
     return stats.cumulants(phi, n_max=n_max, axis=None)
 
@@ -206,7 +206,7 @@ def site_cumulants_bootstrap(phi, n_max: int = 8, n_boot: int = 500, generator: 
     into ``n_blocks`` contiguous blocks and the sites of a configuration always stay together,
     so correlations within a configuration are accounted for.  For configurations from one
     Markov chain, order them in time and choose blocks longer than :math:`\tau_\mathrm{int}`.
-    See :doc:`book/part3/phi4_hmc`.
+    See :doc:`/book/part3/phi4_hmc`.
 
     Returns
     -------
@@ -223,7 +223,7 @@ def site_cumulant_ratios(phi, orders=(4, 6, 8), n_boot: int = 500, generator: np
     :mod:`lib.diffusion.normalise`) leaves these ratios unchanged, so ensembles normalised differently can
     be compared.  Errors: bootstrap (:func:`lib.stats.bootstrap`) over ``n_blocks`` contiguous
     blocks of configurations, resampling per-configuration power sums about the global mean
-    (the sites of a configuration stay together).  See :doc:`book/part3/phi4_hmc`.
+    (the sites of a configuration stay together).  See :doc:`/book/part3/phi4_hmc`.
 
     Parameters
     ----------
@@ -294,7 +294,7 @@ def magnetisation_summary(m, volume: int, generator: np.random.Generator, n_boot
     autocorrelation time (:func:`lib.stats.tau_int`) of :math:`|M|` and :math:`M^2`, so the error
     accounts for autocorrelations.  For independent configurations (e.g. the authors'
     one-chain-per-configuration ensemble) pass ``m`` of shape ``(N,)`` and ``block_length=1``.
-    See :doc:`book/part3/phi4_hmc`.
+    See :doc:`/book/part3/phi4_hmc`.
 
     Parameters
     ----------
@@ -352,7 +352,7 @@ def ratios_from_cumulants(kappa: dict, orders=(4, 6, 8)):
 
     Linear error propagation with the cumulants' errors treated as independent (all a printed table allows):
     :math:`\delta r/|r| = \sqrt{(\delta\kappa_n/\kappa_n)^2 + (\tfrac n2\,\delta\kappa_2/\kappa_2)^2}`.
-    Used for the paper's rows of Table 2 in :doc:`book/part3/phi4_hmc` and :doc:`book/part3/phi4_diffusion`.
+    Used for the paper's rows of Table 2 in :doc:`/book/part3/phi4_hmc` and :doc:`/book/part3/phi4_diffusion`.
 
     Returns
     -------

@@ -16,7 +16,7 @@ and the force that drives Hybrid Monte Carlo (:mod:`lib.physics.hmc`) is its neg
 
 Fields are batch-first tensors of shape ``(B, L, L)`` (one configuration per batch
 element); results follow the dtype and device of the input.  Derived in
-:doc:`book/part3/phi4_hmc` (eqs. ``eq-phi4-action`` and ``eq-phi4-force``).
+:doc:`/book/part3/phi4_hmc` (eqs. ``eq-phi4-action`` and ``eq-phi4-force``).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class Phi4Params:
 
     The critical hopping parameter of the Gaussian theory is :math:`\kappa_c = (1-2\lambda)/4`
     in two dimensions (mean field); with :math:`\lambda = 0` the action is bounded below
-    only for :math:`\kappa < 1/4`, which is enforced.  Derived in :doc:`book/part3/phi4_hmc`.
+    only for :math:`\kappa < 1/4`, which is enforced.  Derived in :doc:`/book/part3/phi4_hmc`.
     """
 
     L: int  # linear lattice size (integer >= 2); the lattice has V = L**2 sites, periodic
@@ -136,7 +136,7 @@ def action(phi: torch.Tensor, params: Phi4Params, check: bool = True) -> torch.T
         S[\phi] = \sum_x \Big[ -2\kappa \sum_{\mu} \phi(x)\phi(x+\hat\mu)
                   + (1-2\lambda)\phi(x)^2 + \lambda\phi(x)^4 \Big]
 
-    Derived in :doc:`book/part3/phi4_hmc` (eq. ``eq-phi4-action``).
+    Derived in :doc:`/book/part3/phi4_hmc` (eq. ``eq-phi4-action``).
 
     Parameters
     ----------
@@ -164,7 +164,7 @@ def force(phi: torch.Tensor, params: Phi4Params, check: bool = True) -> torch.Te
         F(x) = 2\kappa \sum_\mu [\phi(x+\hat\mu) + \phi(x-\hat\mu)]
                - 2(1-2\lambda)\phi(x) - 4\lambda\phi(x)^3
 
-    Derived in :doc:`book/part3/phi4_hmc` (eq. ``eq-phi4-force``).  ``check`` as in :func:`action`.
+    Derived in :doc:`/book/part3/phi4_hmc` (eq. ``eq-phi4-force``).  ``check`` as in :func:`action`.
 
     Returns
     -------
@@ -180,7 +180,7 @@ def hot_start(params: Phi4Params, n_chains: int, generator: torch.Generator | No
               dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
     r"""Hot start: :math:`\phi(x) \sim \mathcal N(0, 1)` independently at every site (the authors' start).
 
-    Noise is drawn through :func:`lib.core.random.standard_normal`.  See :doc:`book/part3/phi4_hmc`.
+    Noise is drawn through :func:`lib.core.random.standard_normal`.  See :doc:`/book/part3/phi4_hmc`.
 
     Returns
     -------
@@ -199,7 +199,7 @@ def classical_vacuum(params: Phi4Params) -> float:
 
     For :math:`\phi(x) = c`, :math:`S/V = (1 - 2\lambda - 4\kappa) c^2 + \lambda c^4`, minimised by
     :math:`c^2 = (4\kappa - 1 + 2\lambda) / (2\lambda)` when this is positive, else :math:`c = 0`.
-    See :doc:`book/part3/phi4_hmc`.
+    See :doc:`/book/part3/phi4_hmc`.
     """
     mass_term = 1.0 - 2.0 * params.lam - 4.0 * params.kappa
     if mass_term >= 0.0 or params.lam == 0.0:
@@ -212,7 +212,7 @@ def cold_start(params: Phi4Params, n_chains: int, value: float | None = None,
     r"""Cold (ordered) start: :math:`\phi(x) = c` at every site.
 
     ``value=None`` uses the classical vacuum :func:`classical_vacuum` (:math:`c = 0` in the
-    symmetric phase of the classical potential).  See :doc:`book/part3/phi4_hmc`.
+    symmetric phase of the classical potential).  See :doc:`/book/part3/phi4_hmc`.
 
     Returns
     -------
@@ -231,7 +231,7 @@ def symmetrise_z2(phi: torch.Tensor) -> torch.Tensor:
 
     The action is invariant under :math:`\phi \to -\phi`, so the doubled ensemble samples the
     same distribution with exactly :math:`\langle \phi^{2n+1} \rangle = 0`.  Shape-agnostic.
-    See :doc:`book/part3/phi4_hmc`.
+    See :doc:`/book/part3/phi4_hmc`.
     """
     if not isinstance(phi, torch.Tensor) or phi.ndim < 1:
         raise ValueError("phi must be a torch.Tensor with a batch axis")
@@ -264,7 +264,7 @@ def free_propagator(params: Phi4Params, dtype: torch.dtype = torch.float64, devi
     .. math::
         G(p) = \frac{\langle |\tilde\phi(p)|^2 \rangle}{V} = \frac{1}{2\,(1 - 2\kappa \sum_\mu \cos p_\mu)} .
 
-    Derived in :doc:`book/part3/phi4_hmc` (eq. ``eq-free-propagator``).
+    Derived in :doc:`/book/part3/phi4_hmc` (eq. ``eq-free-propagator``).
 
     Returns
     -------

@@ -3,9 +3,9 @@
 The Gaussian mixture (exercise 7 of the exercise sheet) is the paper's toy model: its
 moments, cumulants, time-dependent density and score are known in closed form, so a
 learned score and the samples of the backward process can be compared against exact
-values.  Derived in :doc:`book/part1/score_matching` (eqs. ``eq-mixture-t``,
+values.  Derived in :doc:`/book/part1/score_matching` (eqs. ``eq-mixture-t``,
 ``eq-mixture-score``).  The quartic oscillator is the one-degree-of-freedom target of
-stochastic quantisation (:doc:`book/part1/stochastic_quantisation`).
+stochastic quantisation (:doc:`/book/part1/stochastic_quantisation`).
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ class GaussianMixture:
     .. math::
         p(x, t) = \sum_i w_i\, \mathcal N\big(x; m_i f(t, 0),\; s_i^2 f^2(t, 0) + \Xi(t)\big),
 
-    derived in :doc:`book/part1/score_matching` (exercise 7, eqs. 23-24).  For a
+    derived in :doc:`/book/part1/score_matching` (exercise 7, eqs. 23-24).  For a
     configuration of several components (``(B, 2)``, ``(B, L, L)``) every element is an
     independent draw.
     """
@@ -198,7 +198,7 @@ class GaussianMixture:
 
         computed with a softmax (stable far in the tails).  For the symmetric two-peak model it
         equals :math:`-x/\sigma^2(t) + \mu(t)/\sigma^2(t) \tanh(\mu(t) x / \sigma^2(t))` (eq. 26),
-        derived in :doc:`book/part1/score_matching`.
+        derived in :doc:`/book/part1/score_matching`.
         """
         x = _as_tensor(x)
         t = _collapse_time(t, x)
@@ -241,7 +241,7 @@ class QuarticOscillator:
 
     The target of stochastic quantisation: Langevin dynamics with drift
     :math:`K = -S'(x)` has stationary distribution :math:`\propto e^{-S(x)}`
-    (:doc:`book/part1/stochastic_quantisation`, exercise 2).  ``m2 < 0`` gives a double well.
+    (:doc:`/book/part1/stochastic_quantisation`, exercise 2).  ``m2 < 0`` gives a double well.
     """
 
     m2: float = 1.0  # mass term m^2 (any sign if lam > 0; > 0 if lam == 0)
@@ -282,5 +282,5 @@ class QuarticOscillator:
         return require_finite(out, "exact moments")
 
     def exact_cumulants(self, n_max: int = 8) -> np.ndarray:
-        """Exact cumulants from :meth:`exact_moments` (:func:`lib.stats.cumulants_from_moments`)."""
+        """Exact cumulants from :meth:`QuarticOscillator.exact_moments` (:func:`lib.stats.cumulants_from_moments`)."""
         return cumulants_from_moments(self.exact_moments(n_max))

@@ -43,8 +43,8 @@ def trained_score_model(cache: ArtefactCache, kind: str, params: dict, sde: Line
 
     Stored: the ``state_dict`` of the model (``"model"``) and of its EMA (``"ema"``), the loss history, with a
     provenance record (seed, wall time, versions, device).  Weights are read back with
-    ``torch.load(weights_only=True)`` (via :meth:`ArtefactCache.load`), never executed.
-    Used in :doc:`book/part2/two_peak`.
+    ``torch.load(weights_only=True)`` (via :meth:`~lib.infra.cache.ArtefactCache.load`), never executed.
+    Used in :doc:`/book/part2/two_peak`.
     """
     if not isinstance(params, dict):
         raise ValueError(f"params must be a dict describing the network and the data, got {type(params).__name__}")

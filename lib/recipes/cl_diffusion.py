@@ -1,4 +1,4 @@
-r"""Recipes of :doc:`book/part4/cl_diffusion`: diffusion models trained on the complex Langevin samples, cached.
+r"""Recipes of :doc:`/book/part4/cl_diffusion`: diffusion models trained on the complex Langevin samples, cached.
 
 The data are the pairs :math:`(x, y)` of the main CL runs (:func:`lib.recipes.complex_langevin.main_run`); the network
 sees :math:`u = (x, y)/a` with the stretch :math:`a = (1, \mathrm{std}(y)/\mathrm{std}(x))` (:func:`stretch_of`), so
@@ -19,10 +19,14 @@ from lib.recipes.cached_training import trained_score_model
 __all__ = ["SCHEME", "NET", "TRAIN_SEEDS", "N_STEPS", "train_config", "uniform_times_constant_rate", "n_generated",
            "stretch_of", "learned_score", "trained", "generated"]
 
+#: the forward process
 SCHEME = sde.ve(sigma=10.0)
+#: the score network
 NET = nets.MLPConfig(dim=2, hidden=(64, 64, 64), embed_dim=128, activation="leaky_relu")
+#: seeds of the networks' initial weights and training, by model
 TRAIN_SEEDS = {"gauss": 301, "quartic": 302}
-N_STEPS = 1000  # steps of the authors' sampler
+#: steps of the authors' sampler
+N_STEPS = 1000
 
 
 def train_config(scale: str) -> training.TrainConfig:

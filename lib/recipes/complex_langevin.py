@@ -2,8 +2,8 @@ r"""The complex Langevin runs of Part IV: the models, seeds and sizes of the mai
 
 :func:`cached_sample_xy` stores a run of :func:`lib.physics.complex_langevin.sample_xy` keyed by every parameter;
 :func:`run_scale` gives the sizes of the book's runs at a scale, :func:`run` one run of the book's kind, and
-:func:`main_run` the main run of a model, which :doc:`book/part4/complex_langevin` analyses and
-:doc:`book/part4/cl_diffusion` trains on (the same call, hence the same cache entry).
+:func:`main_run` the main run of a model, which :doc:`/book/part4/complex_langevin` analyses and
+:doc:`/book/part4/cl_diffusion` trains on (the same call, hence the same cache entry).
 """
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ from lib.physics.cl_models import GaussianModel, QuarticModel
 
 __all__ = ["MODELS", "MAIN_SEEDS", "run_scale", "cached_sample_xy", "run", "main_run"]
 
-MODELS = {"gauss": GaussianModel(A=1.0, B=1.0), "quartic": QuarticModel(A=1.0, B=1.0, lam=1.0)}  # arXiv:2412.01919
-MAIN_SEEDS = {"gauss": 2024, "quartic": 2025}  # seeds of the main runs; the chapter's other runs use 2024 + offset
+#: the complex Langevin models of arXiv 2412.01919, by name
+MODELS = {"gauss": GaussianModel(A=1.0, B=1.0), "quartic": QuarticModel(A=1.0, B=1.0, lam=1.0)}
+#: seeds of the main runs; the chapter's other runs use 2024 + offset
+MAIN_SEEDS = {"gauss": 2024, "quartic": 2025}
 _SCALES = {
     # (max) step size, independent chains, records per chain, Langevin time between records
     "quick": {"eps": 1e-3, "n_chains": 4000, "n_records": 250, "dt_record": 0.1},
@@ -47,7 +49,7 @@ def cached_sample_xy(model, n_chains: int, n_records: int, eps: float, seed: int
     ``n_therm`` (resolved: ``None`` means ``ceil(10 / eps)``), ``k_ref``, ``scope``, ``seed``, ``scale``
     (the profile label) and ``device``, so a changed parameter never reuses a stale run.  The same call with the
     same arguments returns the stored samples, which makes them reusable as training data
-    (:doc:`book/part4/cl_diffusion`).  Produced in :doc:`book/part4/complex_langevin`.
+    (:doc:`/book/part4/cl_diffusion`).  Produced in :doc:`/book/part4/complex_langevin`.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""Recipes of :doc:`book/part2/cumulants`: forward runs recording batch moments, and exact ensembles of
+"""Recipes of :doc:`/book/part2/cumulants`: forward runs recording batch moments, and exact ensembles of
 :math:`p(x, T)` for the scaling of the cumulants' noise, cached."""
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from lib.infra.cache import ArtefactCache
 
 __all__ = ["N_BATCHES", "Sizes", "sizes", "batch_moments", "forward_batch_moments", "nested_ensembles_at_T"]
 
-N_BATCHES = 100  # independent batches of trajectories whose moments are recorded (for jackknife errors)
+#: independent batches of trajectories whose moments are recorded (for jackknife errors)
+N_BATCHES = 100
 
 
 class Sizes(NamedTuple):

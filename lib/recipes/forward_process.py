@@ -1,4 +1,4 @@
-"""Recipes of :doc:`book/part1/forward_process`: Euler-Maruyama runs of the forward process, cached.
+"""Recipes of :doc:`/book/part1/forward_process`: Euler-Maruyama runs of the forward process, cached.
 
 Two kinds of run: from the two-peak target, recording the second and fourth moments; from the point
 :math:`x_0 = 1`, recording the samples themselves (the transition kernel).
@@ -15,7 +15,7 @@ from lib.infra.cache import ArtefactCache
 
 __all__ = ["STARTS", "Sizes", "sizes", "forward_run"]
 
-# what a run starts from -> what it records
+#: what a run starts from -> what it records
 STARTS = {
     "two-peak": lambda x: {"mu2": (x**2).mean(), "mu4": (x**4).mean()},  # moments only
     "x0 = 1": lambda x: {"x": x},  # the samples themselves

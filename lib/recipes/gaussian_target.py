@@ -1,4 +1,4 @@
-r"""Recipes of :doc:`book/part2/gaussian_target`: the backward process of a Gaussian target with its exact score.
+r"""Recipes of :doc:`/book/part2/gaussian_target`: the backward process of a Gaussian target with its exact score.
 
 For the target :math:`\mathcal N(0, v_0)` the forward variance is :math:`v(t) = v_0 f^2(t, 0) + \Xi(t)`
 (:func:`forward_variance`) and the exact score is linear, :math:`s(x, t) = -x / v(t)`.

@@ -1,6 +1,6 @@
 r"""Diffusion models of lattice :math:`\phi^4`: training data, trained weights and generated ensembles as artefacts.
 
-The recipes of :doc:`book/part3/phi4_diffusion`, each a frozen dataclass whose every field enters the cache key
+The recipes of :doc:`/book/part3/phi4_diffusion`, each a frozen dataclass whose every field enters the cache key
 (:class:`lib.infra.cache.ArtefactCache`):
 
 :class:`DMSpec` (cache kind ``"phi4-dm-weights"``)
@@ -59,10 +59,14 @@ __all__ = [
     "MOMENT_ORDER",
 ]
 
+#: cache kind of the trained weights
 KIND_WEIGHTS = "phi4-dm-weights"
+#: cache kind of the generated ensembles
 KIND_SAMPLES = "phi4-dm-samples"
+#: the data normalisations a :class:`DMSpec` may name
 NORMALISATIONS = ("maxabs", "minmax")
-MOMENT_ORDER = 8  # pooled single-site moments <phi^n>, n = 0..8, recorded along the backward process
+#: pooled single-site moments <phi^n>, n = 0..8, recorded along the backward process
+MOMENT_ORDER = 8
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ class SampleSpec:
 
     @property
     def score_evaluations(self) -> int:
-        """Score evaluations per configuration: two per step for Heun, one for Euler-Maruyama."""
+        """The score evaluations per configuration (two per step for Heun, one for Euler-Maruyama)."""
         return 2 * self.n_steps if self.method == "heun" else self.n_steps
 
 
@@ -373,7 +377,7 @@ def effective_action(spec: DMSpec, lik: LikelihoodSpec, cache: ArtefactCache | N
 
 # --- the book's recipes -----------------------------------------------------------------------------------------
 def book_specs(scale: str = "quick") -> dict:
-    r"""The recipes of :doc:`book/part3/phi4_diffusion` at ``scale`` ("quick" or "paper").
+    r"""The recipes of :doc:`/book/part3/phi4_diffusion` at ``scale`` ("quick" or "paper").
 
     Keys: ``"k0.21"`` and ``"k0.4"`` (:class:`DMSpec` of the T5 and T2 models), ``"sample"``
     (:class:`SampleSpec` used for both), ``"test-k0.21"`` (held-out HMC ensemble of the T5 lattice),

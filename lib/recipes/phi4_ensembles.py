@@ -14,9 +14,9 @@ Two recipes, each a frozen dataclass whose every field enters the cache key
     ``n_steps = 100`` steps of ``step = 0.01``, with the magnetisation history of every chain.
 
 Configurations are stored as float32 (the runs themselves use float64).  :func:`book_specs`
-lists the ensembles of :doc:`book/part3/phi4_hmc` at a given scale and :func:`load` returns one
+lists the ensembles of :doc:`/book/part3/phi4_hmc` at a given scale and :func:`load` returns one
 of them by name (computing and caching it on first use), so later chapters load exactly the
-ensembles analysed there.  Derived in :doc:`book/part3/phi4_hmc`.
+ensembles analysed there.  Derived in :doc:`/book/part3/phi4_hmc`.
 """
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ __all__ = [
     "kept_magnetisation",
 ]
 
+#: cache kind of a Markov-chain ensemble (:class:`ChainSpec`)
 KIND_CHAINS = "phi4-hmc-ensemble"
+#: cache kind of a chain-ends ensemble (:class:`ChainEndsSpec`)
 KIND_CHAIN_ENDS = "phi4-chain-ends-ensemble"
 
 
@@ -196,7 +198,7 @@ def ensemble(spec, cache: ArtefactCache | None = None, progress: bool = False) -
 
 
 def book_specs(scale: str = "quick") -> dict:
-    r"""The ensembles of :doc:`book/part3/phi4_hmc` at ``scale`` ("quick" or "paper"), by name.
+    r"""The ensembles of :doc:`/book/part3/phi4_hmc` at ``scale`` ("quick" or "paper"), by name.
 
     Names: ``k0.21-hot``, ``k0.21-cold`` (symmetric phase, Table T5), ``k0.21-authors``;
     ``k0.4-cold``, ``k0.4-below`` (broken phase, equilibrium ensembles from the classical vacuum
@@ -243,7 +245,7 @@ def small_specs() -> dict:
     ``k0.21`` (hot start) and ``k0.21-test`` (cold start, other seed: held out) in the symmetric phase;
     ``k0.4-cold`` and ``k0.4-below`` (starts :math:`\phi_0` and :math:`\phi_0/2`) in the broken phase.  Each has
     5120 configurations kept every 4 Omelyan trajectories (more than :math:`2\tau_\mathrm{int}`, see
-    :doc:`book/part3/phi4_hmc`), with the step sizes of the :math:`32 \times 32` ensembles.
+    :doc:`/book/part3/phi4_hmc`), with the step sizes of the :math:`32 \times 32` ensembles.
     """
     k021, k04 = phi4.Phi4Params(8, 0.21, 0.022), phi4.Phi4Params(8, 0.4, 0.022)
     sym = dict(step=0.45, n_steps=3, n_therm=100, n_traj=320, keep_every=4, n_chains=64)

@@ -1,4 +1,4 @@
-"""Recipes of :doc:`book/part1/score_matching`: the backward process of the two-peak model with its exact score.
+"""Recipes of :doc:`/book/part1/score_matching`: the backward process of the two-peak model with its exact score.
 
 The authors' sampler (:func:`lib.diffusion.solvers.backward_em`: 1000 Euler-Maruyama steps to :math:`t = 10^{-3}`)
 from samples of the exact :math:`p(x, T)` or of the prior, recording the moments :math:`\\langle x^n\\rangle`,
@@ -16,7 +16,8 @@ from lib.infra.cache import ArtefactCache
 
 __all__ = ["STARTS", "Sizes", "sizes", "moment_records", "exact_score_backward"]
 
-STARTS = ("exact p(x,T)", "prior")  # where the backward process starts
+#: where the backward process starts
+STARTS = ("exact p(x,T)", "prior")
 
 
 class Sizes(NamedTuple):

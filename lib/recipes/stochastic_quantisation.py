@@ -1,4 +1,4 @@
-"""Recipes of :doc:`book/part1/stochastic_quantisation`: Langevin chains of a one-dimensional action, cached.
+"""Recipes of :doc:`/book/part1/stochastic_quantisation`: Langevin chains of a one-dimensional action, cached.
 
 :func:`sizes` gives the chapter's run sizes at a scale, :func:`langevin_moments` one cached run at a step size.
 """
@@ -16,7 +16,8 @@ from lib.physics import langevin
 
 __all__ = ["ORDERS", "Sizes", "sizes", "langevin_moments"]
 
-ORDERS = {"x2": 2, "x4": 4, "x6": 6}  # the recorded powers of x, by name
+#: the recorded powers of x, by name
+ORDERS = {"x2": 2, "x4": 4, "x6": 6}
 
 
 class Sizes(NamedTuple):

@@ -1,4 +1,4 @@
-r"""Recipes of :doc:`book/part2/two_peak`: the score networks of the two-peak model, the runs of the authors' sampler
+r"""Recipes of :doc:`/book/part2/two_peak`: the score networks of the two-peak model, the runs of the authors' sampler
 with the learned and the exact score, and the integrator study, all cached.
 
 The target is :math:`p_0 = \tfrac12[\mathcal N(-\mu_0, s_0^2) + \mathcal N(\mu_0, s_0^2)]` with :math:`\mu_0 = 1`,
@@ -21,10 +21,15 @@ from lib.recipes.score_matching import moment_records
 __all__ = ["TARGET", "SCHEMES", "N_DATA", "NET", "TRAIN_SEEDS", "Sizes", "sizes", "train_config", "trained",
            "forward_moments", "backward_moments", "integrator_study"]
 
+#: the two-peak target of arXiv 2410.21212
 TARGET = toy.GaussianMixture.two_peak(mu0=1.0, s0=0.25)
+#: the forward processes by name
 SCHEMES = {"VE": sde.ve(sigma=10.0), "VP": sde.vp(sigma=10.0)}
-N_DATA = 500_000  # training samples of the target
+#: training samples of the target
+N_DATA = 500_000
+#: the score network
 NET = nets.MLPConfig(dim=1, hidden=(64, 64), embed_dim=128, activation="leaky_relu")
+#: seeds of the networks' initial weights and training, by model
 TRAIN_SEEDS = {"VE": 101, "VP": 102}
 
 

@@ -1,7 +1,7 @@
 """Statistics: moments and cumulants, resampling errors, autocorrelation of Markov chains, weighted fits.
 
-One module per concept (:mod:`lib.stats.moments`, :mod:`lib.stats.resampling`,
-:mod:`lib.stats.autocorrelation`, :mod:`lib.stats.fitting`); their public names are gathered here, so ``from lib import stats`` and
+One module per concept (``lib.stats.moments``, ``lib.stats.resampling``,
+``lib.stats.autocorrelation``, ``lib.stats.fitting``); their public names are gathered here, so ``from lib import stats`` and
 ``stats.tau_int(...)`` is how the book uses them.
 """
 from lib.stats.autocorrelation import TauInt, mean_error, tau_int

@@ -1,6 +1,6 @@
 """Integrated autocorrelation times of Markov chains (Wolff's Gamma method) and errors of their means.
 
-Derived in :doc:`book/part1/stochastic_quantisation`.
+Derived in :doc:`/book/part1/stochastic_quantisation`.
 """
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def tau_int(series, S: float = 1.5) -> TauInt:
     and the bias correction :math:`\Gamma(t) \to \Gamma(t) + C_F / N`
     (U. Wolff, Comput. Phys. Commun. 156 (2004) 143).  The error of the mean is then
     :math:`\sqrt{2 \tau_\mathrm{int} \mathrm{var} / N}`; iid data give
-    :math:`\tau_\mathrm{int} = 1/2`.  See :doc:`book/part1/stochastic_quantisation`.
+    :math:`\tau_\mathrm{int} = 1/2`.  See :doc:`/book/part1/stochastic_quantisation`.
 
     Parameters
     ----------
@@ -128,7 +128,7 @@ def mean_error(series, S: float = 1.5):
     r"""Mean of a (Markov-chain) time series and its error :math:`\sqrt{2 \tau_\mathrm{int} \mathrm{var} / N}`.
 
     :math:`\tau_\mathrm{int}` comes from :func:`tau_int` (Wolff's Gamma method, bias-corrected
-    variance); see :doc:`book/part1/stochastic_quantisation`.
+    variance); see :doc:`/book/part1/stochastic_quantisation`.
 
     Parameters
     ----------

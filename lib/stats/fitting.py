@@ -3,7 +3,7 @@ r"""Weighted least-squares polynomial fits, e.g. the extrapolation of a step-siz
 With measurements :math:`y_i \pm \sigma_i` at :math:`x_i`, the fit :math:`y = \sum_{k=0}^{d} c_k x^k` minimises
 :math:`\chi^2 = \sum_i (y_i - \sum_k c_k x_i^k)^2 / \sigma_i^2`; the errors of the coefficients are the square roots of
 the diagonal of :math:`(D^T D)^{-1}`, :math:`D_{ik} = x_i^k / \sigma_i`.  :math:`c_0` is the value extrapolated to
-:math:`x = 0`.  Used in :doc:`book/part1/stochastic_quantisation` and :doc:`book/part4/complex_langevin`.
+:math:`x = 0`.  Used in :doc:`/book/part1/stochastic_quantisation` and :doc:`/book/part4/complex_langevin`.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Everything here works in numpy ``float64`` / ``complex128``; torch tensors (on any device) and numpy arrays are
 accepted.  Orders are indices: ``mu[n] = <x^n>`` and ``kappa[n]`` is the ``n``-th cumulant, with ``mu[0] = 1`` and
-``kappa[0] = 0``.  Derived in :doc:`book/part2/cumulants`.
+``kappa[0] = 0``.  Derived in :doc:`/book/part2/cumulants`.
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def cumulants_from_moments(mu) -> np.ndarray:
     .. math::
         \kappa_n = \mu_n - \sum_{m=1}^{n-1} \binom{n-1}{m-1} \kappa_m \mu_{n-m},
 
-    derived in :doc:`book/part2/cumulants`.  Exact on exact moments (no sampling involved).
+    derived in :doc:`/book/part2/cumulants`.  Exact on exact moments (no sampling involved).
 
     Parameters
     ----------
@@ -129,7 +129,7 @@ def cumulants(x, n_max: int = 8, axis=None) -> np.ndarray:
     :func:`cumulants_from_moments` and then :math:`\kappa_1 = \bar x`.  These are the plain
     (biased, :math:`O(1/N)`) moment estimators, not k-statistics.  For real or complex ``x``
     (for complex ``x`` the powers are :math:`z^n`, not :math:`|z|^n`).  See
-    :doc:`book/part2/cumulants`.
+    :doc:`/book/part2/cumulants`.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """Errors of estimates: the bootstrap (plain and blocked), the jackknife over batches, weighted means.
 
 Every resampling takes an explicit ``numpy.random.Generator``.  Used throughout the book; the blocked bootstrap of
-Markov-chain data in :doc:`book/part3/phi4_hmc`.
+Markov-chain data in :doc:`/book/part3/phi4_hmc`.
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def bootstrap(data, statistic: Callable, n_boot: int = 500, generator: np.random
     The samples along axis 0 of ``data`` are cut into ``n_blocks`` contiguous blocks
     (``None``: every sample is its own block); each of the ``n_boot`` resamples draws
     ``n_blocks`` blocks with replacement.  Blocks much longer than the integrated
-    autocorrelation time (:func:`tau_int`) make the error valid for Markov-chain data
-    (:doc:`book/part1/stochastic_quantisation`).
+    autocorrelation time (:func:`lib.stats.tau_int`) make the error valid for Markov-chain data
+    (:doc:`/book/part1/stochastic_quantisation`).
 
     Parameters
     ----------
@@ -109,14 +109,14 @@ def bootstrap_cumulants(x, n_max: int = 8, n_boot: int = 500, generator: np.rand
                         n_blocks: int = 1000, kind: str = "cumulants"):
     r"""Cumulants (or raw moments) pooled over all elements of ``x``, with block-bootstrap errors.
 
-    Fast path of :func:`bootstrap` for :func:`cumulants` / :func:`moments` with ``axis=None``.
+    Fast path of :func:`bootstrap` for :func:`lib.stats.cumulants` / :func:`lib.stats.moments` with ``axis=None``.
     The samples along axis 0 (configurations; their sites stay together) are cut into
     ``n_blocks`` contiguous blocks and per-block power sums about the global mean
     :math:`m`, :math:`P_{bn} = \sum_{i \in b} (x_i - m)^n`, are computed once.  A resample
     is a multinomial weight vector :math:`w_b` (``n_blocks`` draws with replacement), so its
     moments about :math:`m` are :math:`M_n = \sum_b w_b P_{bn} / \sum_b w_b P_{b0}`; these are
     shifted to the resample's own mean (central moments) or to zero (raw moments) with the
-    binomial theorem.  See :doc:`book/part2/cumulants`.
+    binomial theorem.  See :doc:`/book/part2/cumulants`.
 
     Parameters
     ----------
@@ -136,7 +136,7 @@ def bootstrap_cumulants(x, n_max: int = 8, n_boot: int = 500, generator: np.rand
     Returns
     -------
     (estimate, error) : numpy.ndarray, each of shape ``(n_max + 1,)``
-        ``estimate`` equals :func:`cumulants` (or :func:`moments`) of ``x``; for complex ``x``
+        ``estimate`` equals :func:`lib.stats.cumulants` (or :func:`lib.stats.moments`) of ``x``; for complex ``x``
         ``error = err(Re) + 1j err(Im)``.
     """
     n_max = require_int(n_max, "n_max")
@@ -188,7 +188,7 @@ def jackknife(batch_means, statistic: Callable, axis: int = 0):
         \sigma_\theta^2 = \frac{B-1}{B}\sum_{b=1}^{B}\big(\theta(\bar a_{(b)}) - \overline{\theta_{(\cdot)}}\big)^2 .
 
     Each leave-one-out estimate uses all but one batch, so the error is valid for nonlinear statistics such as
-    cumulants from moments (:doc:`book/part2/cumulants`), unlike the spread of per-batch estimates.
+    cumulants from moments (:doc:`/book/part2/cumulants`), unlike the spread of per-batch estimates.
 
     Parameters
     ----------
@@ -260,7 +260,7 @@ def weighted_mean(values, errors) -> WeightedMean:
 
     The scale factor :math:`S` enlarges the error when the measurements disagree by more than their errors
     allow (the rule of the Particle Data Group, Review of Particle Physics, Introduction, Sec. 5.2).
-    Used to combine the paper's two HMC rows of Table T5 in :doc:`book/part3/phi4_hmc`.
+    Used to combine the paper's two HMC rows of Table T5 in :doc:`/book/part3/phi4_hmc`.
     """
     x = _as_array(values, "values").reshape(-1).astype(np.float64)
     s = _as_array(errors, "errors").reshape(-1).astype(np.float64)
