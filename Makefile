@@ -15,24 +15,25 @@ CACHE_DIR := $(if $(LIB_CACHE_DIR),$(LIB_CACHE_DIR),.artefacts)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test test-lib test-book book clean clean-cache
+.PHONY: help venv test test-lib test-book book check-html clean clean-cache
 
 help:
 	@echo "make venv         create $(VENV), install requirements.txt and lib (pip install -e .)"
 	@echo "make test         pytest tests/, then pytest --nbval book/ (every chapter and its checks)"
 	@echo "make book         build the HTML book into _build/html/ (index.html)"
+	@echo "make check-html   open every built page in headless Chromium, offline, and check it"
 	@echo "make clean        remove _build/ (the book and its execution cache); keeps the artefacts"
 	@echo "make clean-cache  remove the artefact cache ($(CACHE_DIR))"
 
 venv: $(STAMP)
 
 # (Re-)install whenever requirements.txt or pyproject.toml change.
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 ifneq ($(strip $(TORCH_INDEX_URL)),)
 	$(BIN)/python -m pip install "$$(grep -E '^torch==' requirements.txt)" --index-url $(TORCH_INDEX_URL)
 endif
-	$(BIN)/python -m pip install -r requirements.txt
+	$(BIN)/python -m pip install -r requirements.txt -r requirements-test.txt
 	$(BIN)/python -m pip install -e .
 	touch $(STAMP)
 
@@ -49,6 +50,9 @@ test-book: $(STAMP)
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --all -n -W --keep-going
 	test -f _build/html/index.html
+
+check-html: $(STAMP)
+	$(BIN)/python tests/browser/check_book.py _build/html
 
 clean:
 	rm -rf _build
