@@ -101,10 +101,8 @@ def test_generate_shapes_units_and_cache(tmp_path):
     torch.testing.assert_close(em["snapshots"][-1], em["configs"][:1])
 
 
-def test_generate_resumes_after_an_interruption(tmp_path, monkeypatch):
-    spec = tiny_dm()
-    reference = dm.generate(spec, SAMPLE, ArtefactCache(tmp_path / "a"))
-    cache = ArtefactCache(tmp_path / "b")
+def _interrupt_at_second_batch(monkeypatch, spec, cache):
+    """Run dm.generate until the second batch raises KeyboardInterrupt (the first batch is saved)."""
     original, calls = dm._sample_batch, []
 
     def interrupted(*args, **kwargs):
@@ -117,6 +115,13 @@ def test_generate_resumes_after_an_interruption(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         dm.generate(spec, SAMPLE, cache)
     monkeypatch.setattr(dm, "_sample_batch", original)
+
+
+def test_generate_resumes_after_an_interruption(tmp_path, monkeypatch):
+    spec = tiny_dm()
+    reference = dm.generate(spec, SAMPLE, ArtefactCache(tmp_path / "a"))
+    cache = ArtefactCache(tmp_path / "b")
+    _interrupt_at_second_batch(monkeypatch, spec, cache)
     scratch = cache.scratch_dir(dm.KIND_SAMPLES, {"dm": spec, "sample": SAMPLE})
     assert sorted(p.name for p in scratch.glob("batch_*.pt")) == ["batch_00000.pt"]
     resumed = dm.generate(spec, SAMPLE, cache)
@@ -128,18 +133,7 @@ def test_generate_warns_about_a_damaged_batch_and_regenerates_it(tmp_path, monke
     spec = tiny_dm()
     cache = ArtefactCache(tmp_path)
     reference = dm.generate(spec, SAMPLE, ArtefactCache(tmp_path / "ref"))
-    original, calls = dm._sample_batch, []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(dm, "_sample_batch", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        dm.generate(spec, SAMPLE, cache)
-    monkeypatch.setattr(dm, "_sample_batch", original)
+    _interrupt_at_second_batch(monkeypatch, spec, cache)
     scratch = cache.scratch_dir(dm.KIND_SAMPLES, {"dm": spec, "sample": SAMPLE})
     (scratch / "batch_00000.pt").write_bytes(b"half a batch")
     with pytest.warns(CacheWarning, match="unreadable batch file .*batch_00000.pt"):

@@ -327,18 +327,10 @@ def test_resume_after_a_crash(tmp_path, monkeypatch, config):
     sde = ve()
     gen_ref = make_generator(3)
     ref = train_score_model(_small_net(), sde, RESUME_DATA, config, gen_ref)
-    real, calls = train_mod.dsm_loss, []
-
-    def crash_at_13(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 13:
-            raise KeyboardInterrupt("simulated interruption")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_mod, "dsm_loss", crash_at_13)
+    undo = _crash_dsm_loss_at(monkeypatch, 13, KeyboardInterrupt("simulated interruption"))
     with pytest.raises(KeyboardInterrupt):
         train_score_model(_small_net(), sde, RESUME_DATA, config, make_generator(3), checkpoint_dir=tmp_path)
-    monkeypatch.setattr(train_mod, "dsm_loss", real)
+    undo()
     gen = make_generator(3)
     resumed = train_score_model(_small_net(), sde, RESUME_DATA, config, gen, checkpoint_dir=tmp_path)
     assert resumed.resumed_from == 10  # the last checkpoint before the crash
@@ -400,18 +392,10 @@ def test_a_corrupt_checkpoint_is_refused_with_its_name(tmp_path, damage):
 def test_cached_training_recovers_from_a_corrupt_checkpoint_by_itself(tmp_path, monkeypatch):
     ref = _cached(ArtefactCache(tmp_path / "ref"))
     cache = ArtefactCache(tmp_path / "cache")
-    real, calls = train_mod.dsm_loss, []
-
-    def crash_at_17(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 17:
-            raise RuntimeError("simulated crash")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_mod, "dsm_loss", crash_at_17)
+    undo = _crash_dsm_loss_at(monkeypatch, 17, RuntimeError("simulated crash"))
     with pytest.raises(RuntimeError, match="simulated"):
         _cached(cache)
-    monkeypatch.setattr(train_mod, "dsm_loss", real)
+    undo()
     scratch = next((cache.root / "test_net").glob("*.scratch"))
     (scratch / CHECKPOINT_NAME).write_bytes(b"corrupt")
     with pytest.warns(CacheWarning, match="is unreadable.*moved to.*starts again"):
@@ -431,6 +415,20 @@ def test_a_diverging_training_stops_with_an_error():
     assert ok.steps == 300
     with pytest.raises(ValueError, match="max_loss_growth must be > 1"):
         TrainConfig(n_steps=1, max_loss_growth=0.5)
+
+
+def _crash_dsm_loss_at(monkeypatch, call: int, exc: BaseException):
+    """Make train_mod.dsm_loss raise ``exc`` at its ``call``-th call; returns a function that undoes it."""
+    real, calls = train_mod.dsm_loss, []
+
+    def crashing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise exc
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "dsm_loss", crashing)
+    return lambda: monkeypatch.setattr(train_mod, "dsm_loss", real)
 
 
 # --- artefact cache ---------------------------------------------------------------------------------------------------
@@ -465,19 +463,11 @@ def test_cache_round_trip(tmp_path):
 
 def test_cached_training_resumes_after_a_crash(tmp_path, monkeypatch):
     ref = _cached(ArtefactCache(tmp_path / "ref"))
-    real, calls = train_mod.dsm_loss, []
-
-    def crash_at_17(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 17:
-            raise RuntimeError("simulated crash")
-        return real(*args, **kwargs)
-
     cache = ArtefactCache(tmp_path / "cache")
-    monkeypatch.setattr(train_mod, "dsm_loss", crash_at_17)
+    undo = _crash_dsm_loss_at(monkeypatch, 17, RuntimeError("simulated crash"))
     with pytest.raises(RuntimeError, match="simulated"):
         _cached(cache)
-    monkeypatch.setattr(train_mod, "dsm_loss", real)
+    undo()
     resumed = _cached(cache)
     assert resumed.resumed_from == 15
     assert _states_equal(ref.model, resumed.model) and torch.equal(ref.losses, resumed.losses)
