@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lib.core.checks import require_positive
-from lib.stats.moments import _as_array
+from lib.stats._arrays import as_array
 
 __all__ = ["TauInt", "tau_int", "mean_error"]
 
@@ -27,7 +27,7 @@ class TauInt(NamedTuple):
 
 
 def _as_chains(series) -> np.ndarray:
-    arr = _as_array(series, "series")
+    arr = as_array(series, "series")
     if np.iscomplexobj(arr):
         raise ValueError("series must be real; analyse the real and imaginary parts separately")
     if arr.ndim == 1:
@@ -142,7 +142,7 @@ def mean_error(series, S: float = 1.5):
     (mean, error) : floats (complex ``mean`` and ``error = err(Re) + 1j err(Im)`` for complex input)
     """
     S = require_positive(S, "S")
-    arr = _as_array(series, "series")
+    arr = as_array(series, "series")
     if np.iscomplexobj(arr):
         mr, er = mean_error(arr.real, S)
         mi, ei = mean_error(arr.imag, S)

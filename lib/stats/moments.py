@@ -11,31 +11,13 @@ import math
 import numpy as np
 import torch
 
-from lib.core.checks import require_finite, require_int
+from lib.core.checks import require_int
+from lib.stats._arrays import as_array, check_axis
 
 __all__ = ["moments", "cumulants", "cumulants_from_moments", "cumulants_from_power_sums"]
 
 
 # --------------------------------------------------------------------------- input handling
-def _as_array(x, name: str = "x") -> np.ndarray:
-    """``x`` as a non-empty, finite float64 or complex128 numpy array."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu()
-        x = x.resolve_conj() if x.is_complex() else x
-        x = x.numpy()
-    arr = np.asarray(x)
-    if arr.dtype.kind == "c":
-        arr = arr.astype(np.complex128, copy=False)
-    elif arr.dtype.kind in "fiub":
-        arr = arr.astype(np.float64, copy=False)
-    else:
-        raise ValueError(f"{name} must hold real or complex numbers, got dtype {arr.dtype}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty: at least one sample is needed")
-    require_finite(arr, name)
-    return arr
-
-
 def _power_means(d: np.ndarray, n_max: int, axis) -> np.ndarray:
     """``[<d^0>, <d^1>, ..., <d^n_max>]`` along ``axis`` (``None``: every element), stacked on axis 0."""
     out = []
@@ -45,16 +27,6 @@ def _power_means(d: np.ndarray, n_max: int, axis) -> np.ndarray:
         p = p * d
         out.append(p.mean(axis=axis))
     return np.stack(out)
-
-
-def _check_axis(arr: np.ndarray, axis):
-    if axis is None:
-        return None
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise ValueError(f"axis must be None or an integer, got {axis!r}")
-    if not -arr.ndim <= axis < arr.ndim:
-        raise ValueError(f"axis {axis} is out of range for data of shape {arr.shape}")
-    return int(axis)
 
 
 # --------------------------------------------------------------------------- moments and cumulants
@@ -78,8 +50,8 @@ def moments(x, n_max: int = 8, axis=None) -> np.ndarray:
         ``axis=None``, else ``(n_max + 1,) + x.shape`` without ``axis``.
     """
     n_max = require_int(n_max, "n_max")
-    arr = _as_array(x)
-    return _power_means(arr, n_max, _check_axis(arr, axis))
+    arr = as_array(x)
+    return _power_means(arr, n_max, check_axis(arr, axis))
 
 
 def cumulants_from_moments(mu) -> np.ndarray:
@@ -101,7 +73,7 @@ def cumulants_from_moments(mu) -> np.ndarray:
         ``kappa`` with the shape of ``mu`` and ``kappa[0] = 0``.  Central moments give
         ``kappa[1] = 0`` and the same higher cumulants.
     """
-    mu = _as_array(mu, "mu")
+    mu = as_array(mu, "mu")
     if mu.shape[0] < 2:
         raise ValueError(f"mu must hold at least the orders 0 and 1 along axis 0, got shape {mu.shape}")
     if not np.allclose(mu[0], 1.0, rtol=1e-10, atol=1e-10):
@@ -146,8 +118,8 @@ def cumulants(x, n_max: int = 8, axis=None) -> np.ndarray:
         ``kappa`` indexed by order, ``kappa[0] = 0``.
     """
     n_max = require_int(n_max, "n_max")
-    arr = _as_array(x)
-    axis = _check_axis(arr, axis)
+    arr = as_array(x)
+    axis = check_axis(arr, axis)
     mean = arr.mean(axis=axis, keepdims=axis is not None)
     central = _power_means(arr - mean, n_max, axis)
     return _cumulants_from_central(mean if axis is None else np.squeeze(mean, axis), central)

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from lib.core.checks import require_finite, require_int
-from lib.stats.moments import _as_array, _check_axis, cumulants_from_moments
+from lib.stats._arrays import as_array, check_axis
+from lib.stats.moments import cumulants_from_moments
 
 __all__ = ["bootstrap", "bootstrap_cumulants", "jackknife", "WeightedMean", "weighted_mean"]
 
@@ -72,7 +73,7 @@ def bootstrap(data, statistic: Callable, n_boot: int = 500, generator: np.random
     n_boot = require_int(n_boot, "n_boot", 2)
     is_torch = isinstance(data, torch.Tensor)
     if not is_torch:
-        data = _as_array(data, "data")
+        data = as_array(data, "data")
     elif data.numel() == 0:
         raise ValueError("data is empty: at least one sample is needed")
     else:
@@ -145,7 +146,7 @@ def bootstrap_cumulants(x, n_max: int = 8, n_boot: int = 500, generator: np.rand
     n_blocks = require_int(n_blocks, "n_blocks", 2)
     if kind not in ("cumulants", "moments"):
         raise ValueError(f"kind must be 'cumulants' or 'moments', got {kind!r}")
-    arr = _as_array(x)
+    arr = as_array(x)
     if arr.ndim == 0 or arr.shape[0] < 2:
         raise ValueError(f"x needs at least 2 samples along axis 0, got shape {arr.shape}")
     n = arr.shape[0]
@@ -204,8 +205,8 @@ def jackknife(batch_means, statistic: Callable, axis: int = 0):
     (estimate, error) : numpy arrays (0-d for scalar statistics)
         For complex statistics ``error = err(Re) + 1j err(Im)``.
     """
-    arr = _as_array(batch_means, "batch_means")
-    axis = _check_axis(arr, axis)
+    arr = as_array(batch_means, "batch_means")
+    axis = check_axis(arr, axis)
     arr = np.moveaxis(arr, axis, 0)
     n_batches = arr.shape[0]
     if n_batches < 2:
@@ -262,8 +263,8 @@ def weighted_mean(values, errors) -> WeightedMean:
     allow (the rule of the Particle Data Group, Review of Particle Physics, Introduction, Sec. 5.2).
     Used to combine the paper's two HMC rows of Table T5 in :doc:`/book/part3/phi4_hmc`.
     """
-    x = _as_array(values, "values").reshape(-1).astype(np.float64)
-    s = _as_array(errors, "errors").reshape(-1).astype(np.float64)
+    x = as_array(values, "values").reshape(-1).astype(np.float64)
+    s = as_array(errors, "errors").reshape(-1).astype(np.float64)
     if x.shape != s.shape or x.size < 1:
         raise ValueError(f"values and errors must be non-empty and of equal length, got {x.size} and {s.size}")
     if not np.all(s > 0):
