@@ -8,14 +8,15 @@ The package is layered; every import points down this list, never up or sideways
   Only recipes use the artefact cache.
 - ``lib.physics``: the physical models and their own samplers: toy targets (:mod:`lib.physics.toy`), real Langevin
   (:mod:`lib.physics.langevin`), lattice phi^4 (:mod:`lib.physics.phi4`), Hybrid Monte Carlo
-  (:mod:`lib.physics.hmc`) and lattice observables (:mod:`lib.physics.observables`); complex Langevin: solvable
+  (:mod:`lib.physics.hmc`), lattice observables (:mod:`lib.physics.observables`), the independence
+  Metropolis-Hastings chain (:mod:`lib.physics.metropolis`); complex Langevin: solvable
   models (:mod:`lib.physics.cl_models`), dynamics (:mod:`lib.physics.complex_langevin`), the Fokker-Planck solver
   (:mod:`lib.physics.fokker_planck`).
 - ``lib.diffusion``: the diffusion machinery: the SDE family (:mod:`lib.diffusion.sde`), time grids
   (:mod:`lib.diffusion.grids`), solvers (:mod:`lib.diffusion.solvers`), score networks (:mod:`lib.diffusion.nets`,
   :mod:`lib.diffusion.lattice_nets`), the loss (:mod:`lib.diffusion.losses`) and its training loop
-  (:mod:`lib.diffusion.training`), the probability-flow likelihood (:mod:`lib.diffusion.likelihood`), data
-  normalisation (:mod:`lib.diffusion.normalise`).
+  (:mod:`lib.diffusion.training`), the probability-flow likelihood (:mod:`lib.diffusion.likelihood`), the fixed-step flow map with its exact
+  density (:mod:`lib.diffusion.flow_map`), data normalisation (:mod:`lib.diffusion.normalise`).
 - ``lib.stats``: statistics: moments and cumulants, bootstrap and jackknife, autocorrelation, weighted fits.
 - ``lib.infra``: infrastructure: scale and device (:mod:`lib.infra.profile`), the artefact cache
   (:mod:`lib.infra.cache`), reproduction tables and checks (:mod:`lib.infra.report`).
