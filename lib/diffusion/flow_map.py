@@ -76,7 +76,7 @@ def _step_with_logdet(sde, score, y, t, t_next, h, method):
         return out.reshape(d)
 
     flat = y.reshape(y.shape[0], d)
-    jac = torch.func.vmap(torch.func.jacfwd(one))(flat)  # (B, d, d)
+    jac = torch.func.vmap(torch.func.jacrev(one))(flat)  # (B, d, d): d cotangents per sample, one batched pass
     sign, logabs = torch.linalg.slogdet(jac.to(torch.float64))
     with torch.no_grad():
         y_next = flow_step(sde, score, y, t, t_next, h, method)
