@@ -74,7 +74,7 @@ def _as_complex_batch(z0) -> torch.Tensor:
 
 
 def cl_step(z: torch.Tensor, K: torch.Tensor, eps, generator: torch.Generator | None = None,
-            imag_noise: float = 0.0) -> torch.Tensor:
+            imag_noise: float = 0.0, check: bool = True) -> torch.Tensor:
     r"""One Euler-Maruyama step of complex Langevin (eq. ``eq-cl-update`` of :doc:`/book/part4/complex_langevin`).
 
     .. math::
@@ -95,19 +95,24 @@ def cl_step(z: torch.Tensor, K: torch.Tensor, eps, generator: torch.Generator | 
         both with :func:`lib.core.random.standard_normal` (real, shape of ``z``).
     imag_noise : float
         :math:`N_y \ge 0` (0: real noise).
+    check : bool
+        Validate ``eps`` and ``imag_noise``; :func:`complex_langevin`, whose step sizes come from
+        :func:`adaptive_step` and were validated once, passes ``False`` in its inner loop.
 
     Returns
     -------
     torch.Tensor
         The new state, like ``z``.
     """
-    if isinstance(eps, torch.Tensor) and eps.ndim > 0:
-        if not bool(torch.isfinite(eps).all()) or not bool((eps > 0).all()):
-            raise ValueError("eps must be finite and > 0 for every trajectory")
-    else:
-        eps = require_positive(eps, "eps")
+    if check:
+        if isinstance(eps, torch.Tensor) and eps.ndim > 0:
+            if not bool(torch.isfinite(eps).all()) or not bool((eps > 0).all()):
+                raise ValueError("eps must be finite and > 0 for every trajectory")
+        else:
+            eps = require_positive(eps, "eps")
+        imag_noise = require_nonnegative(imag_noise, "imag_noise")
     e = expand_like(eps, z.real)
-    n_y = require_nonnegative(imag_noise, "imag_noise")
+    n_y = float(imag_noise)
     eta_x = _random.standard_normal(z, generator)
     x = z.real + e * K.real + torch.sqrt(2.0 * (1.0 + n_y) * e) * eta_x
     y = z.imag + e * K.imag
@@ -258,7 +263,7 @@ def complex_langevin(drift, z0: torch.Tensor, eps: float, n_steps: int, generato
 
     for step in tqdm(range(1, total + 1), disable=not progress, desc="complex Langevin", leave=False):
         z_prev, time_prev = z, time
-        z = cl_step(z, K, step_size, generator, n_y)
+        z = cl_step(z, K, step_size, generator, n_y, check=False)
         time = time + step_size.to(torch.float64)
         _guard(z, max_abs, step, time, lambda: result(z_prev, time_prev))
         K = K_fn(z)
