@@ -389,13 +389,19 @@ def test_a_corrupt_checkpoint_is_refused_with_its_name(tmp_path, damage):
     assert str(path) in str(info.value)
 
 
-def test_cached_training_recovers_from_a_corrupt_checkpoint_by_itself(tmp_path, monkeypatch):
+def _reference_and_crashed_cache(tmp_path, monkeypatch):
+    """An uninterrupted cached training, and a cache whose training crashed at step 17 (checkpoint at 15)."""
     ref = _cached(ArtefactCache(tmp_path / "ref"))
     cache = ArtefactCache(tmp_path / "cache")
     undo = _crash_dsm_loss_at(monkeypatch, 17, RuntimeError("simulated crash"))
     with pytest.raises(RuntimeError, match="simulated"):
         _cached(cache)
     undo()
+    return ref, cache
+
+
+def test_cached_training_recovers_from_a_corrupt_checkpoint_by_itself(tmp_path, monkeypatch):
+    ref, cache = _reference_and_crashed_cache(tmp_path, monkeypatch)
     scratch = next((cache.root / "test_net").glob("*.scratch"))
     (scratch / CHECKPOINT_NAME).write_bytes(b"corrupt")
     with pytest.warns(CacheWarning, match="is unreadable.*moved to.*starts again"):
@@ -462,12 +468,7 @@ def test_cache_round_trip(tmp_path):
 
 
 def test_cached_training_resumes_after_a_crash(tmp_path, monkeypatch):
-    ref = _cached(ArtefactCache(tmp_path / "ref"))
-    cache = ArtefactCache(tmp_path / "cache")
-    undo = _crash_dsm_loss_at(monkeypatch, 17, RuntimeError("simulated crash"))
-    with pytest.raises(RuntimeError, match="simulated"):
-        _cached(cache)
-    undo()
+    ref, cache = _reference_and_crashed_cache(tmp_path, monkeypatch)
     resumed = _cached(cache)
     assert resumed.resumed_from == 15
     assert _states_equal(ref.model, resumed.model) and torch.equal(ref.losses, resumed.losses)
