@@ -23,14 +23,18 @@ def gauss_score(sde, v0):
 
 
 def gauss_flow_factor(sde, v0, grid, method):
-    """The fixed-step map is x -> A x for a Gaussian target and the exact score; A in closed form."""
-    def c(t):  # dx/dtau = c(t) x
+    """The fixed-step map is x -> A x for a Gaussian target and the exact score; A in closed form.
+
+    In the variables x~ = x / f, s = sqrt(Xi) / f of Karras et al. the flow is dx~/ds = s x~ / (v0 + s^2)."""
+    def level(t):
         t = torch.tensor(t, dtype=torch.float64)
-        return float(0.5 * sde.k(t) - 0.5 * sde.g2(t) / (v0 * sde.f(t) ** 2 + sde.xi(t)))
+        return float(sde.f(t)), float(sde.noise_to_signal(t))
+
     A = 1.0
-    for t, tn, h in zip(grid.t_eval.tolist(), grid.t[1:].tolist(), grid.h.tolist()):
-        c0 = c(t)
-        A *= 1 + h * c0 if method == "euler" else 1 + 0.5 * h * (c0 + c(tn) * (1 + h * c0))
+    for t, tn in zip(grid.t[:-1].tolist(), grid.t[1:].tolist()):
+        (f0, s0), (f1, s1) = level(t), level(tn)
+        c0, c1, ds = s0 / (v0 + s0 ** 2), s1 / (v0 + s1 ** 2), s1 - s0
+        A *= (f1 / f0) * (1 + ds * c0 if method == "euler" else 1 + 0.5 * ds * (c0 + c1 * (1 + ds * c0)))
     return A
 
 

@@ -481,3 +481,46 @@ def test_progress_bar_only_when_asked(capsys):
     assert "training" in capsys.readouterr().err
     train_score_model(_small_net(), ve(), data, TrainConfig(n_steps=3, batch_size=32), make_generator(0))
     assert capsys.readouterr().err == ""  # pytest's captured stderr is not a terminal: quiet by default
+
+
+# --- snapshots along one run ------------------------------------------------------------------------------------------
+def _state_equal_to(state: dict, model) -> bool:
+    return all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+def test_kept_snapshots_are_the_networks_of_shorter_runs_and_survive_a_crash(tmp_path, monkeypatch):
+    sde, cfg = ve(), TrainConfig(**{**RESUME.__dict__, "keep_at": (4, 13)})
+    ref = train_score_model(_small_net(), sde, RESUME_DATA, cfg, make_generator(3))
+    assert sorted(ref.snapshots) == [4, 13]
+    for k in (4, 13):  # constant learning rate: the run's first k steps are the k-step run
+        short = train_score_model(_small_net(), sde, RESUME_DATA, TrainConfig(**{**RESUME.__dict__, "n_steps": k}),
+                                  make_generator(3))
+        assert _state_equal_to(ref.snapshots[k], short.sampling_model)
+    assert not _state_equal_to(ref.snapshots[4], ref.sampling_model)
+    undo = _crash_dsm_loss_at(monkeypatch, 14, KeyboardInterrupt("simulated interruption"))
+    with pytest.raises(KeyboardInterrupt):
+        train_score_model(_small_net(), sde, RESUME_DATA, cfg, make_generator(3), checkpoint_dir=tmp_path)
+    undo()
+    resumed = train_score_model(_small_net(), sde, RESUME_DATA, cfg, make_generator(3), checkpoint_dir=tmp_path)
+    assert resumed.resumed_from == 10  # snapshot 4 came from the checkpoint, snapshot 13 from the resumed leg
+    for k in (4, 13):
+        assert all(torch.equal(ref.snapshots[k][n], v) for n, v in resumed.snapshots[k].items())
+    cache = ArtefactCache(tmp_path / "cache")
+    build = lambda g: _small_net()
+    first = trained_score_model(cache, "snap", {"net": "small"}, sde, build, lambda g: RESUME_DATA, cfg, seed=1)
+    again = trained_score_model(cache, "snap", {"net": "small"}, sde, build, lambda g: RESUME_DATA, cfg, seed=1)
+    assert again.from_cache and sorted(again.snapshots) == [4, 13]
+    assert all(torch.equal(first.snapshots[13][n], v) for n, v in again.snapshots[13].items())
+
+
+@pytest.mark.parametrize("keep_at, match", [((5, 3), "strictly increasing"), ((0,), "keep_at step"),
+                                             ((30,), "beyond n_steps"), ("10", "sequence")])
+def test_keep_at_is_validated(keep_at, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(n_steps=23, keep_at=keep_at)
+
+
+def test_keep_at_beyond_an_epoch_count_is_refused():
+    with pytest.raises(ValueError, match="beyond the 2 steps"):
+        train_score_model(_small_net(), ve(), torch.randn(64, 2), TrainConfig(epochs=1, batch_size=32, keep_at=(3,)),
+                          make_generator(0))

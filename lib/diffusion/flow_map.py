@@ -2,10 +2,9 @@ r"""A diffusion model as a proposal with an exact density: the fixed-step probab
 
 A fixed-step integrator of the probability-flow ODE on a :class:`lib.diffusion.grids.TimeGrid` is a deterministic map
 :math:`\Phi = \Phi_{n-1} \circ \dots \circ \Phi_0` of the prior sample :math:`x_T \sim \mathcal N(0, \Xi(T))` to the
-generated configuration :math:`x = \Phi(x_T)`.  Each step is a smooth map, e.g. Euler
-:math:`\Phi_i(y) = y + h_i D(y, t_i)` with :math:`D = dx/d\tau` (:meth:`lib.diffusion.sde.LinearDriftSDE.probability_flow_drift`),
-or Heun.  For steps small enough to keep every :math:`\det J_i` positive it is a bijection, and the density of the
-configuration actually proposed is, by the change of variables,
+generated configuration :math:`x = \Phi(x_T)`.  Each step is a smooth map, an Euler or Heun step of the ODE written
+in the variables of Karras et al. (:func:`flow_step`).  For steps small enough to keep every :math:`\det J_i`
+positive it is a bijection, and the density of the configuration actually proposed is, by the change of variables,
 
 .. math::
 
@@ -13,9 +12,10 @@ configuration actually proposed is, by the change of variables,
     J_i = \partial \Phi_i / \partial y ,
 
 exactly, whatever the quality of the score or the size of the steps: no solver tolerance, no stochastic trace.  The
-Jacobians are computed in full with forward-mode automatic differentiation (``d`` Jacobian-vector products per step
-for a configuration of ``d`` numbers), which is affordable on small lattices (``d = 64`` on :math:`8 \times 8`).  This
-is what an exact Metropolis-Hastings correction needs (:mod:`lib.physics.metropolis`).
+Jacobians are computed in full by reverse-mode automatic differentiation (``d`` vector-Jacobian products per step,
+batched, for a configuration of ``d`` numbers), which is affordable on small lattices (``d = 64`` on
+:math:`8 \times 8`).  This is what an exact Metropolis-Hastings correction needs (:mod:`lib.physics.metropolis`);
+derived in :doc:`/book/part3/exact_sampler`.
 """
 from __future__ import annotations
 
@@ -43,43 +43,53 @@ class FlowProposal(NamedTuple):
     log_det: torch.Tensor  # (n,) float64: sum over the steps of log |det J_i|
 
 
-def _drift(sde: LinearDriftSDE, score: Callable) -> Callable:
-    def drift(y: torch.Tensor, t: float) -> torch.Tensor:
-        tt = torch.full((y.shape[0],), t, dtype=y.dtype, device=y.device)
-        return sde.probability_flow_drift(y, t, score(y, tt))
-
-    return drift
+def _noise_level(sde: LinearDriftSDE, t: float) -> tuple[float, float]:
+    """``(f(t), varsigma(t))`` as Python floats."""
+    return float(sde.f(t)), float(sde.noise_to_signal(t))
 
 
-def flow_step(sde: LinearDriftSDE, score: Callable, y: torch.Tensor, t: float, t_next: float, h: float,
+def flow_step(sde: LinearDriftSDE, score: Callable, y: torch.Tensor, t: float, t_next: float,
               method: str = "heun") -> torch.Tensor:
-    """One step of the probability-flow ODE from ``t`` to ``t_next`` (backward: ``h = t - t_next > 0``).
+    r"""One step of the probability-flow ODE from ``t`` down to ``t_next``, in the variables of Karras et al.
 
-    ``"euler"``: :math:`y + h D(y, t)`; ``"heun"``: :math:`y + \\tfrac h2 [D(y, t) + D(y + h D(y, t), t_{next})]`.
-    Differentiable in ``y`` (no ``no_grad``), as :func:`flow_proposals` needs.
+    With :math:`\tilde x = x/f(t)` and the noise-to-signal ratio :math:`\varsigma = \sqrt{\Xi}/f`
+    (:meth:`lib.diffusion.sde.LinearDriftSDE.noise_to_signal`) the probability-flow ODE of any linear-drift process
+    reads :math:`d\tilde x/d\varsigma = -\varsigma\, f\, s(f \tilde x, t)`: no linear drift, and for data of
+    variance :math:`v` a right-hand side :math:`\varsigma \tilde x / (v + \varsigma^2)` that is smooth in
+    :math:`\varsigma`.  ``"euler"``: :math:`\tilde x + \Delta\varsigma\, d_0`; ``"heun"``:
+    :math:`\tilde x + \tfrac12 \Delta\varsigma\, (d_0 + d_1)` with :math:`d_1` at the Euler point
+    (:math:`\Delta\varsigma < 0`); then :math:`x = f(t_{next})\, \tilde x`.  Differentiable in ``y`` (no
+    ``no_grad``), as :func:`flow_proposals` needs.
     """
-    drift = _drift(sde, score)
-    d0 = drift(y, t)
+    (f0, s0), (f1, s1) = _noise_level(sde, t), _noise_level(sde, t_next)
+
+    def slope(x_tilde, tt, f, sigma):
+        x = f * x_tilde
+        return -sigma * f * score(x, torch.full((x.shape[0],), tt, dtype=x.dtype, device=x.device))
+
+    x_tilde = y / f0
+    d0 = slope(x_tilde, t, f0, s0)
+    euler = x_tilde + (s1 - s0) * d0
     if method == "euler":
-        return y + h * d0
+        return f1 * euler
     if method == "heun":
-        return y + 0.5 * h * (d0 + drift(y + h * d0, t_next))
+        return f1 * (x_tilde + 0.5 * (s1 - s0) * (d0 + slope(euler, t_next, f1, s1)))
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
-def _step_with_logdet(sde, score, y, t, t_next, h, method):
+def _step_with_logdet(sde, score, y, t, t_next, method):
     """The step and ``log |det J|`` per sample, the Jacobian in full by forward-mode differentiation."""
     shape, d = y.shape[1:], math.prod(y.shape[1:])
 
     def one(v):  # a single configuration, flattened
-        out = flow_step(sde, score, v.reshape((1,) + tuple(shape)), t, t_next, h, method)
+        out = flow_step(sde, score, v.reshape((1,) + tuple(shape)), t, t_next, method)
         return out.reshape(d)
 
     flat = y.reshape(y.shape[0], d)
     jac = torch.func.vmap(torch.func.jacrev(one))(flat)  # (B, d, d): d cotangents per sample, one batched pass
     sign, logabs = torch.linalg.slogdet(jac.to(torch.float64))
     with torch.no_grad():
-        y_next = flow_step(sde, score, y, t, t_next, h, method)
+        y_next = flow_step(sde, score, y, t, t_next, method)
     return y_next.detach(), sign, logabs
 
 
@@ -97,21 +107,23 @@ def flow_proposals(sde: LinearDriftSDE, score: Callable, grid: TimeGrid, shape: 
         raise ValueError(f"grid must be a lib.diffusion.grids.TimeGrid, got {type(grid).__name__}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method == "heun" and grid.t_eval.tolist() != grid.t[:-1].tolist():
-        raise ValueError("Heun needs a grid whose evaluation times are the states' times (uniform_states, karras)")
+    if grid.t_eval.tolist() != grid.t[:-1].tolist():
+        raise ValueError("the flow steps from state to state: give a grid whose evaluation times are the states' times "
+                         "(grids.uniform_states or grids.karras)")
     n, batch = require_int(n, "n"), require_int(batch, "batch")
     shape = tuple(int(s) for s in shape)
-    t_state, t_eval, h_step = grid.t.tolist(), grid.t_eval.tolist(), grid.h.tolist()
+    t_state = grid.t.tolist()
+    n_steps = len(t_state) - 1
     xs, logqs, xts, dets = [], [], [], []
     for start in range(0, n, batch):
         size = min(batch, n - start)
         x_T = sde.prior_sample((size,) + shape, generator=generator, device=device, dtype=dtype)
         y, log_det = x_T, torch.zeros(size, dtype=torch.float64, device=x_T.device)
-        for i, (t, h) in enumerate(zip(t_eval, h_step)):
-            y, sign, logabs = _step_with_logdet(sde, score, y, t, t_state[i + 1], h, method)
+        for i, t in enumerate(t_state[:-1]):
+            y, sign, logabs = _step_with_logdet(sde, score, y, t, t_state[i + 1], method)
             bad = (sign <= 0) | ~torch.isfinite(logabs) | ~torch.isfinite(y.reshape(size, -1)).all(dim=1)
             if bool(bad.any()):
-                raise NonFiniteError(f"flow_proposals: step {i + 1} of {len(h_step)} (t = {t:.4g}) is not invertible "
+                raise NonFiniteError(f"flow_proposals: step {i + 1} of {n_steps} (t = {t:.4g}) is not invertible "
                                      f"for {int(bad.sum())} of {size} samples (det J <= 0 or non-finite): use smaller "
                                      "steps", bad=bad.nonzero().reshape(-1).cpu())
             log_det = log_det + logabs

@@ -12,7 +12,7 @@ Three builders:
     ``t = linspace(T, t_end, n + 1)``, ``t_eval = t[:-1]``, ``h = t[:-1] - t[1:]``: every step ends on a grid
     point, the last state belongs to ``t_end``.
 :func:`karras`
-    states uniform in :math:`\Xi(t)^{1/(2\rho)}` (Karras et al. 2022), small steps where the noise is small.
+    states uniform in :math:`\varsigma(t)^{1/\rho}`, :math:`\varsigma = \sqrt{\Xi}/f` (Karras et al. 2022), small steps where the noise is small.
 :func:`uniform_evaluations`
     the authors' grid (after the tutorial of Song et al.): the drift is evaluated at ``linspace(T, t_end, n)``
     with the fixed step ``dt = (T - t_end)/(n - 1)``, so the last state belongs to ``t_end - dt`` (slightly
@@ -83,27 +83,28 @@ def uniform_evaluations(sde: LinearDriftSDE, n_steps: int = 1000, t_end: float =
 
 
 def karras(sde: LinearDriftSDE, n_steps: int, t_end: float = 1e-4, rho: float = 7.0) -> TimeGrid:
-    r"""``n_steps`` steps from ``T`` down to ``t_end``, uniform in :math:`\Xi(t)^{1/(2\rho)}` (Karras et al. 2022).
+    r"""``n_steps`` steps from ``T`` down to ``t_end``, uniform in :math:`\varsigma^{1/\rho}` (Karras et al. 2022).
 
-    With :math:`\varsigma_i = \sqrt{\Xi(t_i)}` the states are at
+    :math:`\varsigma(t) = \sqrt{\Xi(t)}/f(t)` is the noise-to-signal ratio, the noise level of Karras et al.:
+    :math:`\sqrt{\Xi}` for the variance-expanding process (:math:`f = 1`).  The states are at
     :math:`\varsigma_i = \big[\varsigma_{max}^{1/\rho} + \tfrac in (\varsigma_{min}^{1/\rho} - \varsigma_{max}^{1/\rho})\big]^\rho`,
-    :math:`i = 0..n`, mapped back to times by inverting the increasing :math:`\Xi(t)` (bisection).  The steps are
-    small where the noise is small, where the score changes fastest relative to the width of the data: a target
+    :math:`i = 0..n`, mapped back to times by inverting the increasing :math:`\varsigma(t)` (bisection).  The steps
+    are small where the noise is small, where the score changes fastest relative to the width of the data: a target
     mode of variance :math:`v` needs :math:`\Delta\Xi \ll v`, which a uniform grid in :math:`t` violates for small
-    :math:`v` near the end.  Used in :doc:`/book/part3/phi4_diffusion`.
+    :math:`v` near the end.  Used in :doc:`/book/part3/phi4_diffusion` and :doc:`/book/part3/exact_sampler`.
     """
     n_steps = require_int(n_steps, "n_steps")
     rho = require_positive(rho, "rho")
     T = sde.T
     if not 0.0 < float(t_end) < T:
         raise ValueError(f"t_end must lie in (0, T) = (0, {T}), got {t_end}")
-    lo_s, hi_s = math.sqrt(float(sde.xi(float(t_end)))), math.sqrt(float(sde.xi(T)))
+    lo_s, hi_s = float(sde.noise_to_signal(float(t_end))), float(sde.noise_to_signal(T))
     i = torch.arange(n_steps + 1, dtype=torch.float64) / n_steps
-    target = (hi_s ** (1 / rho) + i * (lo_s ** (1 / rho) - hi_s ** (1 / rho))) ** (2 * rho)  # Xi on the grid
+    target = (hi_s ** (1 / rho) + i * (lo_s ** (1 / rho) - hi_s ** (1 / rho))) ** rho  # varsigma on the grid
     lo, hi = torch.full_like(target, float(t_end)), torch.full_like(target, T)
-    for _ in range(100):  # bisection of the increasing Xi(t); 100 halvings reach float64 resolution
+    for _ in range(100):  # bisection of the increasing varsigma(t); 100 halvings reach float64 resolution
         mid = 0.5 * (lo + hi)
-        above = sde.xi(mid) > target
+        above = sde.noise_to_signal(mid) > target
         hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
     grid = 0.5 * (lo + hi)
     grid[0], grid[-1] = T, float(t_end)

@@ -67,6 +67,19 @@ class Normalisation:
             raise ValueError("data is identically zero; max|x| normalisation is undefined")
         return cls(shift=0.0, scale=amax)
 
+    @classmethod
+    def std(cls, data) -> "Normalisation":
+        r"""Scale only, to unit variance per site: :math:`y = x / \sqrt{\langle x^2 \rangle}` over all sites and samples
+        (keeps :math:`\phi \to -\phi` symmetry; with the variance-preserving process the prior then has the width of
+        the data, and the probability flow is close to the identity, see :doc:`/book/part3/exact_sampler`)."""
+        x = torch.as_tensor(data, dtype=torch.float64)
+        if x.numel() == 0 or not bool(torch.isfinite(x).all()):
+            raise ValueError("data must be non-empty and finite to build a normalisation")
+        rms = float(x.pow(2).mean().sqrt())
+        if rms == 0.0:
+            raise ValueError("data is identically zero; unit-variance normalisation is undefined")
+        return cls(shift=0.0, scale=rms)
+
     def forward(self, x):
         """:math:`y = (x - a)/s` (tensor or array, any shape)."""
         return (x - self.shift) / self.scale

@@ -218,6 +218,12 @@ class LinearDriftSDE:
         du = self.noise._du(t, s)
         return (du if self.c == 0.0 else -torch.expm1(-self.c * du) / self.c).to(dtype)
 
+    def noise_to_signal(self, t) -> torch.Tensor:
+        r""":math:`\varsigma(t) = \sqrt{\Xi(t)}/f(t)`, the noise level of Karras et al.: :math:`x_t / f(t) = x_0 +
+        \varsigma(t)\,z`; increasing in :math:`t` (the time variable of :func:`lib.diffusion.grids.karras` and of the
+        fixed-step flow of :mod:`lib.diffusion.flow_map`)."""
+        return torch.sqrt(self.xi(t)) / self.f(t)
+
     # --- forward process ------------------------------------------------------------------------------------------
     def drift(self, x: torch.Tensor, t) -> torch.Tensor:
         """Forward drift :math:`K(x, t) = -\\tfrac12 k(t)\\,x`, same shape as ``x``."""

@@ -12,6 +12,7 @@ import hashlib
 import io
 import math
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,8 @@ __all__ = ["TrainConfig", "TrainResult", "train_score_model", "learning_rate", "
 CHECKPOINT_NAME = "checkpoint.pt"
 #: layout of a checkpoint file; {"format", "sha256", "payload"}
 CHECKPOINT_FORMAT = 2
-_RESUME_FIELDS = ("lr", "batch_size", "augment_flip", "ema_decay", "t_min", "t_sampling", "lr_schedule")  # must match
+_RESUME_FIELDS = ("lr", "batch_size", "augment_flip", "ema_decay", "t_min", "t_sampling", "lr_schedule",
+                  "keep_at")  # must match
 #: learning-rate schedules of train_score_model
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -60,6 +62,9 @@ class TrainConfig:
     # stop with TrainingDiverged when the mean loss of 100 steps exceeds this factor times the loss of the first step
     # (the untrained network): a diverging run, e.g. a learning rate far too large; None: never
     max_loss_growth: float | None = 1e4
+    # steps after which a copy of the sampling weights (EMA if kept) is kept in TrainResult.snapshots: the networks
+    # of one run at several stages of training; strictly increasing, each >= 1 and at most the number of steps
+    keep_at: tuple = ()
 
     def __post_init__(self):
         _optional_count(self.n_steps, "n_steps")
@@ -87,6 +92,14 @@ class TrainConfig:
             if growth <= 1.0:
                 raise ValueError(f"max_loss_growth must be > 1 (a factor of growth of the loss) or None, got {growth}")
             object.__setattr__(self, "max_loss_growth", growth)
+        if isinstance(self.keep_at, (str, bytes)) or not isinstance(self.keep_at, (tuple, list)):
+            raise ValueError(f"keep_at must be a sequence of step numbers, got {self.keep_at!r}")
+        keep = tuple(require_int(k, "keep_at step", 1) for k in self.keep_at)
+        if any(b <= a for a, b in zip(keep, keep[1:])):
+            raise ValueError(f"keep_at must be strictly increasing, got {keep}")
+        if keep and self.n_steps is not None and keep[-1] > self.n_steps:
+            raise ValueError(f"keep_at asks for step {keep[-1]}, beyond n_steps = {self.n_steps}")
+        object.__setattr__(self, "keep_at", keep)
 
 
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:
@@ -114,6 +127,8 @@ class TrainResult:
     wall_time: float  # seconds of training (of this call, or of the run that stored a cached result)
     resumed_from: int | None = None  # step of the checkpoint the training continued from; None: from scratch
     from_cache: bool = False  # True when the weights were read from the artefact cache
+    snapshots: dict = dataclasses.field(default_factory=dict)  # step -> state_dict of the sampling weights after
+    # that step, for the steps of TrainConfig.keep_at (load into a copy of the network with load_state_dict)
 
     @property
     def steps(self) -> int:
@@ -261,7 +276,7 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
         run continues from it (the weights of ``model`` and the state of ``generator`` are replaced), and the result
         is bitwise identical to an uninterrupted run.  The checkpoint carries a checksum and the identity of its run
         (:func:`run_identity`: the SDE, the network, ``lr``, ``batch_size``, ``augment_flip``, ``ema_decay``,
-        ``t_min``, ``t_sampling``, ``lr_schedule`` and a fingerprint of the data); an unreadable, corrupt or foreign
+        ``t_min``, ``t_sampling``, ``lr_schedule``, ``keep_at`` and a fingerprint of the data); an unreadable, corrupt or foreign
         checkpoint raises :class:`CheckpointError` naming the file and what differs.  ``n_steps``/``epochs`` may
         grow (a cosine schedule then continues on the longer run's curve).
     progress : bool, optional
@@ -297,12 +312,15 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
     n_data = data.shape[0]
     per_epoch = math.ceil(n_data / config.batch_size)
     total = config.n_steps if config.n_steps is not None else config.epochs * per_epoch
+    if config.keep_at and config.keep_at[-1] > total:
+        raise ValueError(f"keep_at asks for step {config.keep_at[-1]}, beyond the {total} steps of this training")
 
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     ema = copy.deepcopy(model) if config.ema_decay is not None else None
     if ema is not None:
         ema.requires_grad_(False)
     losses: list[float] = []
+    snapshots: dict = {}
     step, perm, resumed_from = 0, None, None
     path = identity = None
     if checkpoint_dir is not None:
@@ -320,13 +338,14 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
             generator.set_state(state["generator"])
             step, perm, resumed_from = state["step"], state["perm"].to(device), state["step"]
             losses = state["losses"].tolist()
+            snapshots = {int(k): v for k, v in state.get("snapshots", {}).items()}
 
     def write_checkpoint():
         save_checkpoint({"step": step, "identity": identity,
                          "model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
                          "optimizer": optimiser.state_dict(), "generator": generator.get_state(),
                          "perm": perm.cpu() if perm is not None else torch.empty(0, dtype=torch.long),
-                         "losses": torch.tensor(losses, dtype=torch.float64)}, path)
+                         "losses": torch.tensor(losses, dtype=torch.float64), "snapshots": snapshots}, path)
 
     start = time.perf_counter()
     model.train()
@@ -351,6 +370,8 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
                 _ema_update(ema, model, config.ema_decay)
             losses.append(value)
             step += 1
+            if step in config.keep_at:
+                snapshots[step] = copy.deepcopy((ema if ema is not None else model).state_dict())
             if config.max_loss_growth is not None and step % 100 == 0:
                 first, last = losses[0], sum(losses[-100:]) / len(losses[-100:])
                 if last > config.max_loss_growth * first:
@@ -366,6 +387,6 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
     finally:
         bar.close()
     return TrainResult(model, ema, torch.tensor(losses, dtype=torch.float64), time.perf_counter() - start,
-                       resumed_from)
+                       resumed_from, snapshots=snapshots)
 
 

@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lib.core.files import atomic_save
+
 __all__ = ["ArtefactCache", "CacheWarning", "default_root", "canonical_params", "code_fingerprint", "FORMAT_VERSION",
            "ORPHAN_AGE"]
 
@@ -219,6 +221,41 @@ class ArtefactCache:
     def clear_scratch(self, kind: str, params: Mapping) -> None:
         """Delete the scratch directory of an entry (e.g. after its final artefact was saved)."""
         shutil.rmtree(self.root / kind / (self.key(kind, params)[:16] + ".scratch"), ignore_errors=True)
+
+    def batches(self, kind: str, params: Mapping, n_batches: int, compute: Callable[[int], Mapping]) -> list:
+        """``[compute(0), ..., compute(n_batches - 1)]``, each batch saved to the scratch directory as it finishes.
+
+        For a long computation made of independent batches (e.g. generated configurations): a run that was
+        interrupted continues with the first missing batch, so ``compute(b)`` must depend only on ``b`` (seed each
+        batch from ``b``).  A damaged batch file is computed again, and an unwritable cache computes every batch
+        without saving it, each with a :class:`CacheWarning`.  Store the combined result with :meth:`save`, then
+        :meth:`clear_scratch`.
+        """
+        try:
+            scratch = self.scratch_dir(kind, params)
+        except OSError as err:
+            warnings.warn(f"the batches of {kind!r} cannot be saved ({err}); an interrupted run will start again",
+                          CacheWarning, stacklevel=2)
+            scratch = None
+        out = []
+        for b in range(int(n_batches)):
+            path = None if scratch is None else scratch / f"batch_{b:05d}.pt"
+            if path is not None and path.is_file():
+                try:
+                    out.append(torch.load(path, map_location="cpu", weights_only=True))
+                    continue
+                except Exception as err:  # a damaged batch file: say so, recompute it
+                    warnings.warn(f"unreadable batch file {path} ({type(err).__name__}); it is computed again",
+                                  CacheWarning, stacklevel=2)
+                    path.unlink()
+            data = dict(compute(b))
+            if path is not None:
+                try:
+                    atomic_save(data, path)
+                except OSError as err:
+                    warnings.warn(f"could not save batch {b} of {kind!r} ({err})", CacheWarning, stacklevel=2)
+            out.append(data)
+        return out
 
     def provenance(self, kind: str, params: Mapping) -> dict | None:
         """Provenance record of a valid entry, or None (a corrupt entry is moved aside with a warning)."""

@@ -41,7 +41,8 @@ def trained_score_model(cache: ArtefactCache, kind: str, params: dict, sde: Line
     :class:`lib.infra.cache.CacheWarning` and the training starts again; an unwritable cache trains without
     checkpoints and returns the network uncached, with a warning.
 
-    Stored: the ``state_dict`` of the model (``"model"``) and of its EMA (``"ema"``), the loss history, with a
+    Stored: the ``state_dict`` of the model (``"model"``) and of its EMA (``"ema"``), the loss history, the kept
+    snapshots (``TrainConfig.keep_at``), with a
     provenance record (seed, wall time, versions, device).  Weights are read back with
     ``torch.load(weights_only=True)`` (via :meth:`~lib.infra.cache.ArtefactCache.load`), never executed.
     Used in :doc:`/book/part2/two_peak`.
@@ -60,7 +61,8 @@ def trained_score_model(cache: ArtefactCache, kind: str, params: dict, sde: Line
             ema.load_state_dict(stored["ema"])
         provenance = cache.provenance(kind, key) or {}
         return TrainResult(model, ema, stored["losses"], float(provenance.get("wall_time") or float("nan")),
-                           (provenance.get("extra") or {}).get("resumed_from"), from_cache=True)
+                           (provenance.get("extra") or {}).get("resumed_from"), from_cache=True,
+                           snapshots={int(k): v for k, v in stored.get("snapshots", {}).items()})
     data = data_fn(make_generator(data_seed))
     try:
         scratch = cache.scratch_dir(kind, key)
@@ -77,7 +79,8 @@ def trained_score_model(cache: ArtefactCache, kind: str, params: dict, sde: Line
         warnings.warn(f"{err}; it was moved to {aside} and the training starts again", CacheWarning, stacklevel=2)
         result = train_score_model(model, sde, data, config, make_generator(train_seed, device),
                                    checkpoint_dir=scratch, progress=progress)
-    stored_data = {"model": result.model.state_dict(), "losses": result.losses}
+    stored_data = {"model": result.model.state_dict(), "losses": result.losses,
+                   "snapshots": {str(k): v for k, v in result.snapshots.items()}}
     if result.ema is not None:
         stored_data["ema"] = result.ema.state_dict()
     extra = {"device": str(device), "steps": result.steps, "resumed_from": result.resumed_from,

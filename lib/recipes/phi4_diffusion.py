@@ -31,7 +31,6 @@ import numpy as np
 import torch
 
 from lib.core.checks import require_int, require_positive
-from lib.core.files import atomic_save
 from lib.core.random import make_generator
 from lib.diffusion import grids, lattice_nets, sde as _sde, solvers, training
 from lib.diffusion.nets import score_fn
@@ -57,6 +56,7 @@ __all__ = [
     "effective_action",
     "book_specs",
     "MOMENT_ORDER",
+    "PROCESSES",
 ]
 
 #: cache kind of the trained weights
@@ -64,7 +64,9 @@ KIND_WEIGHTS = "phi4-dm-weights"
 #: cache kind of the generated ensembles
 KIND_SAMPLES = "phi4-dm-samples"
 #: the data normalisations a :class:`DMSpec` may name
-NORMALISATIONS = ("maxabs", "minmax")
+NORMALISATIONS = ("maxabs", "minmax", "std")
+#: the forward processes a :class:`DMSpec` may name
+PROCESSES = ("ve", "vp")
 #: pooled single-site moments <phi^n>, n = 0..8, recorded along the backward process
 MOMENT_ORDER = 8
 
@@ -77,9 +79,11 @@ class DMSpec:
     net: lattice_nets.LatticeNetConfig  # architecture of the score network
     train: training.TrainConfig  # optimiser, batch, steps or epochs, EMA, flip augmentation
     seed: int  # seed of the initial weights and of the training
-    sigma: float = 25.0  # VE noise scale, g(t) = sigma^t (the authors' lattice value: 25)
-    normalisation: str = "maxabs"  # "maxabs" (phi / max|phi|) or "minmax" (the authors' map to [-1, 1])
+    sigma: float = 25.0  # noise scale, g(t) = sigma^t, > 1 (the authors' lattice value: 25, VE)
+    # "maxabs" (phi / max|phi|), "minmax" (the authors' map to [-1, 1]) or "std" (phi / rms(phi): unit variance)
+    normalisation: str = "maxabs"
     n_train: int | None = None  # use the first n_train pooled configurations (None: all)
+    process: str = "ve"  # forward process: "ve" (variance expanding, the authors') or "vp" (variance preserving)
 
     def __post_init__(self):
         ensembles = tuple(self.ensembles) if isinstance(self.ensembles, (tuple, list)) else (self.ensembles,)
@@ -99,12 +103,14 @@ class DMSpec:
         object.__setattr__(self, "seed", require_int(self.seed, "seed", 0))
         sigma = require_positive(self.sigma, "sigma")
         if sigma <= 1.0:
-            raise ValueError(f"sigma must be > 1 for the VE scheme, got {sigma}")
+            raise ValueError(f"sigma must be > 1 (the noise must grow), got {sigma}")
         object.__setattr__(self, "sigma", sigma)
         if self.normalisation not in NORMALISATIONS:
             raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}")
         if self.n_train is not None:
             object.__setattr__(self, "n_train", require_int(self.n_train, "n_train", 2))
+        if self.process not in PROCESSES:
+            raise ValueError(f"process must be one of {PROCESSES}, got {self.process!r}")
 
     @property
     def params(self) -> phi4.Phi4Params:
@@ -163,12 +169,12 @@ def training_configs(spec: DMSpec, cache: ArtefactCache | None = None, progress:
 
 def normalisation(spec: DMSpec, data: torch.Tensor) -> Normalisation:
     """The map of ``spec.normalisation`` built from the training configurations ``data``."""
-    return Normalisation.maxabs(data) if spec.normalisation == "maxabs" else Normalisation.minmax(data)
+    return getattr(Normalisation, spec.normalisation)(data)
 
 
 def forward_sde(spec: DMSpec) -> _sde.LinearDriftSDE:
-    r"""The forward process: variance expanding, :math:`g(t) = \sigma^t`, :math:`T = 1`."""
-    return _sde.ve(spec.sigma)
+    r"""The forward process of ``spec``: variance expanding or preserving, :math:`g(t) = \sigma^t`, :math:`T = 1`."""
+    return _sde.ve(spec.sigma) if spec.process == "ve" else _sde.vp(spec.sigma)
 
 
 def trained_model(spec: DMSpec, cache: ArtefactCache | None = None, device=None, progress: bool | None = None):
@@ -259,33 +265,18 @@ def generate(spec: DMSpec, sample: SampleSpec, cache: ArtefactCache | None = Non
     result, norm = trained_model(spec, cache, device=device, progress=progress)
     score = score_fn(result.sampling_model, chunk_size=None)
     sde, L = forward_sde(spec), spec.params.L
-    try:
-        scratch = cache.scratch_dir(KIND_SAMPLES, key)
-    except OSError as err:  # an unwritable cache: generate without saving batches, return the result all the same
-        warnings.warn(f"the batches of {KIND_SAMPLES!r} cannot be saved ({err}); an interrupted run will start again",
-                      CacheWarning, stacklevel=2)
-        scratch = None
     n_batches = math.ceil(sample.n_samples / sample.batch)
     seeds = torch.randint(0, 2**62, (n_batches,), generator=make_generator(sample.seed)).tolist()
-    start, wall = time.perf_counter(), 0.0
-    batches = []
-    for b in range(n_batches):
-        path = None if scratch is None else scratch / f"batch_{b:05d}.pt"
-        size = min(sample.batch, sample.n_samples - b * sample.batch)
-        if path is not None and path.is_file():
-            try:
-                batches.append(torch.load(path, map_location="cpu", weights_only=True))
-                continue
-            except Exception as err:  # a damaged batch file: say so, recompute it
-                warnings.warn(f"unreadable batch file {path} ({type(err).__name__}); it is generated again",
-                              CacheWarning, stacklevel=2)
-                path.unlink()
+    start = time.perf_counter()
+
+    def one_batch(b):
         t0 = time.perf_counter()
+        size = min(sample.batch, sample.n_samples - b * sample.batch)
         out = _sample_batch(score, sde, norm, L, size, sample, make_generator(seeds[b], device), device, b == 0)
         out["wall_time"] = time.perf_counter() - t0
-        if path is not None:
-            atomic_save(out, path)
-        batches.append(out)
+        return out
+
+    batches = cache.batches(KIND_SAMPLES, key, n_batches, one_batch)
     wall = sum(float(b["wall_time"]) for b in batches)
     data = {
         "configs": torch.cat([b["configs"] for b in batches]),
