@@ -103,3 +103,13 @@ def test_lattice_network_flow_runs_and_is_invertible():
     out = flow_proposals(sde, lambda x, t: net(x, t), grids.karras(sde, 10, 1e-3), (4, 4), 6, make_generator(1),
                          batch=3)
     assert out.x.shape == (6, 4, 4) and bool(torch.isfinite(out.log_q).all())
+    # the stochastic-trace error: zero for the diagonal Jacobians of a Gaussian target, zero-mean noise for a network
+    gauss = flow_proposals(sde, gauss_score(sde, 0.7), grids.karras(sde, 6, 1e-3), (3, 3), 4, make_generator(2),
+                           probes=3)
+    assert gauss.hutchinson_error.shape == (4, 3) and float(gauss.hutchinson_error.abs().max()) < 1e-12
+    noisy = flow_proposals(sde, lambda x, t: net(x, t), grids.karras(sde, 10, 1e-3), (4, 4), 2, make_generator(1),
+                           batch=3, probes=4000)
+    err = noisy.hutchinson_error
+    assert float(err.std()) > 0
+    assert bool((err.mean(1).abs() < 5 * err.std(1) / math.sqrt(4000)).all())
+    torch.testing.assert_close(noisy.log_q, out.log_q[:2])  # the probes do not change the proposals

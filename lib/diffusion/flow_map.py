@@ -41,6 +41,9 @@ class FlowProposal(NamedTuple):
     log_q: torch.Tensor  # (n,) float64: log density of x under the map actually used
     x_T: torch.Tensor  # (n, ...) the prior samples they came from
     log_det: torch.Tensor  # (n,) float64: sum over the steps of log |det J_i|
+    # (n, probes) float64: sum over the steps of v^T (J_i - I) v - tr(J_i - I) for independent Rademacher vectors v,
+    # the error a stochastic (Hutchinson) trace would add to -log q; (n, 0) unless asked for
+    hutchinson_error: torch.Tensor
 
 
 def _noise_level(sde: LinearDriftSDE, t: float) -> tuple[float, float]:
@@ -78,30 +81,50 @@ def flow_step(sde: LinearDriftSDE, score: Callable, y: torch.Tensor, t: float, t
 
 
 def _step_with_logdet(sde, score, y, t, t_next, method):
-    """The step and ``log |det J|`` per sample, the Jacobian in full by forward-mode differentiation."""
+    """The step and ``log |det J|`` per sample, the Jacobian in full by reverse-mode differentiation.
+
+    Under ``no_grad``: :func:`torch.func.jacrev` still differentiates with respect to its input, but no graph to the
+    network's parameters is kept (it would hold every activation of the batched backward pass alive).
+    """
     shape, d = y.shape[1:], math.prod(y.shape[1:])
 
     def one(v):  # a single configuration, flattened
         out = flow_step(sde, score, v.reshape((1,) + tuple(shape)), t, t_next, method)
         return out.reshape(d)
 
-    flat = y.reshape(y.shape[0], d)
-    jac = torch.func.vmap(torch.func.jacrev(one))(flat)  # (B, d, d): d cotangents per sample, one batched pass
-    sign, logabs = torch.linalg.slogdet(jac.to(torch.float64))
     with torch.no_grad():
+        flat = y.reshape(y.shape[0], d)
+        jac = torch.func.vmap(torch.func.jacrev(one))(flat)  # (B, d, d): d cotangents per sample, one batched pass
+        jac = jac.detach().to(torch.float64)
+        sign, logabs = torch.linalg.slogdet(jac)
         y_next = flow_step(sde, score, y, t, t_next, method)
-    return y_next.detach(), sign, logabs
+    return y_next, sign, logabs, jac
+
+
+def _hutchinson_error(jac: torch.Tensor, probes: int, generator: torch.Generator) -> torch.Tensor:
+    """``v^T (J - I) v - tr(J - I)`` for ``probes`` Rademacher vectors per sample: ``(B, probes)``."""
+    B, d = jac.shape[0], jac.shape[-1]
+    v = (torch.randint(0, 2, (B, probes, d), generator=generator, device=generator.device) * 2 - 1).to(jac)
+    a = jac - torch.eye(d, dtype=jac.dtype, device=jac.device)
+    quad = torch.einsum("bpi,bij,bpj->bp", v, a, v)
+    return quad - a.diagonal(dim1=-2, dim2=-1).sum(-1, keepdim=True)
 
 
 def flow_proposals(sde: LinearDriftSDE, score: Callable, grid: TimeGrid, shape: tuple, n: int,
                    generator: torch.Generator, method: str = "heun", batch: int = 256, dtype=torch.float64,
-                   device=None) -> FlowProposal:
+                   device=None, probes: int = 0) -> FlowProposal:
     """``n`` configurations of shape ``shape`` from the fixed-step probability-flow map on ``grid``, with exact ``log q``.
 
     ``x_T`` is drawn from the prior (:meth:`lib.diffusion.sde.LinearDriftSDE.prior_sample`) with ``generator``, in
     batches of ``batch``; ``score(x, t)`` must be differentiable in ``x`` with :mod:`torch.func` (a network, or an
     exact score built from torch operations).  Raises :class:`lib.core.checks.NonFiniteError` when a step is not
     invertible for some sample (:math:`\\det J_i \\le 0`: steps too large for this score), naming the step.
+
+    ``probes > 0`` also returns, from the same Jacobians, what a stochastic trace would make of the density: for
+    each proposal ``probes`` independent draws of :math:`\\sum_i [v_i^T (J_i - I) v_i - \\mathrm{tr}(J_i - I)]`
+    (Rademacher :math:`v_i`, drawn with ``generator`` after the prior samples of the batch), the zero-mean error of a
+    Hutchinson estimate of :math:`\\sum_i \\mathrm{tr}(J_i - I) \\approx \\sum_i \\log\\det J_i`, the divergence
+    integral of the probability-flow likelihood.
     """
     if not isinstance(grid, TimeGrid):
         raise ValueError(f"grid must be a lib.diffusion.grids.TimeGrid, got {type(grid).__name__}")
@@ -111,24 +134,29 @@ def flow_proposals(sde: LinearDriftSDE, score: Callable, grid: TimeGrid, shape: 
         raise ValueError("the flow steps from state to state: give a grid whose evaluation times are the states' times "
                          "(grids.uniform_states or grids.karras)")
     n, batch = require_int(n, "n"), require_int(batch, "batch")
+    probes = require_int(probes, "probes", 0)
     shape = tuple(int(s) for s in shape)
     t_state = grid.t.tolist()
     n_steps = len(t_state) - 1
-    xs, logqs, xts, dets = [], [], [], []
+    xs, logqs, xts, dets, hutch = [], [], [], [], []
     for start in range(0, n, batch):
         size = min(batch, n - start)
         x_T = sde.prior_sample((size,) + shape, generator=generator, device=device, dtype=dtype)
         y, log_det = x_T, torch.zeros(size, dtype=torch.float64, device=x_T.device)
+        noise = torch.zeros(size, probes, dtype=torch.float64, device=x_T.device)
         for i, t in enumerate(t_state[:-1]):
-            y, sign, logabs = _step_with_logdet(sde, score, y, t, t_state[i + 1], method)
+            y, sign, logabs, jac = _step_with_logdet(sde, score, y, t, t_state[i + 1], method)
             bad = (sign <= 0) | ~torch.isfinite(logabs) | ~torch.isfinite(y.reshape(size, -1)).all(dim=1)
             if bool(bad.any()):
                 raise NonFiniteError(f"flow_proposals: step {i + 1} of {n_steps} (t = {t:.4g}) is not invertible "
                                      f"for {int(bad.sum())} of {size} samples (det J <= 0 or non-finite): use smaller "
                                      "steps", bad=bad.nonzero().reshape(-1).cpu())
             log_det = log_det + logabs
+            if probes:
+                noise = noise + _hutchinson_error(jac, probes, generator)
         xs.append(y)
         xts.append(x_T)
         dets.append(log_det)
+        hutch.append(noise)
         logqs.append(sde.prior_logp(x_T).to(torch.float64) - log_det)
-    return FlowProposal(torch.cat(xs), torch.cat(logqs), torch.cat(xts), torch.cat(dets))
+    return FlowProposal(torch.cat(xs), torch.cat(logqs), torch.cat(xts), torch.cat(dets), torch.cat(hutch))
