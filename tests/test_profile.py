@@ -60,3 +60,15 @@ def test_bad_environment(monkeypatch):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             profile.current(device="cuda")
+
+
+def test_a_chapter_may_default_to_more_cpu_threads_but_lib_threads_wins(monkeypatch):
+    monkeypatch.delenv("LIB_THREADS", raising=False)
+    monkeypatch.setenv("LIB_DEVICE", "cpu")
+    assert profile.current(cpu_threads=2).threads == 2
+    assert profile.current().threads == 1
+    monkeypatch.setenv("LIB_THREADS", "1")
+    assert profile.current(cpu_threads=2).threads == 1
+    monkeypatch.delenv("LIB_THREADS")
+    with pytest.raises(ValueError, match="cpu_threads"):
+        profile.current(cpu_threads=0)

@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from lib.core.checks import require_int
+
 __all__ = ["Profile", "current", "SCALES"]
 
 #: the scales a run can have
@@ -69,9 +71,14 @@ class Profile:
         return self
 
 
-def current(scale: str | None = None, device: str | None = None, threads: int | None = None) -> Profile:
+def current(scale: str | None = None, device: str | None = None, threads: int | None = None,
+            cpu_threads: int = 1) -> Profile:
     """The profile selected by the arguments, else by ``LIB_SCALE``/``LIB_DEVICE``/``LIB_THREADS``, else the
-    defaults (quick scale; CUDA when available; one CPU thread on the CPU, torch's default on a GPU)."""
+    defaults (quick scale; CUDA when available; ``cpu_threads`` CPU threads on the CPU, torch's default on a GPU).
+
+    ``cpu_threads`` is a chapter's default for the CPU when ``LIB_THREADS`` is not set: 1 for the element-wise
+    samplers; 2 where the work is large batched convolutions (the full Jacobians of
+    :doc:`/book/part3/exact_sampler`, measured 1.5 times faster on two cores)."""
     scale = scale or os.environ.get("LIB_SCALE", "quick").strip().lower() or "quick"
     device = device or os.environ.get("LIB_DEVICE", "").strip()
     if not device:
@@ -86,5 +93,5 @@ def current(scale: str | None = None, device: str | None = None, threads: int | 
             except ValueError:
                 raise ValueError(f"LIB_THREADS must be a positive integer, got {text!r}") from None
         elif device == "cpu":
-            threads = 1
+            threads = require_int(cpu_threads, "cpu_threads")
     return Profile(scale=scale, device=device, threads=threads)

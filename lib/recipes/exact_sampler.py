@@ -31,7 +31,7 @@ from lib.physics import hmc, metropolis, observables, phi4
 from lib.recipes import phi4_ensembles as ens
 from lib.recipes.phi4_diffusion import DMSpec, forward_sde, trained_model
 
-__all__ = ["KIND_PROPOSALS", "ProposalSpec", "network", "draw", "proposals", "corrected_chain", "hmc_seconds_per_trajectory",
+__all__ = ["KIND_PROPOSALS", "ProposalSpec", "network", "draw", "proposals", "observables_of", "corrected_chain", "hmc_seconds_per_trajectory",
            "gaussian_check", "book_specs"]
 
 #: cache kind of the proposals
@@ -140,6 +140,16 @@ def proposals(spec: ProposalSpec, cache: ArtefactCache | None = None, device=Non
     return data
 
 
+def observables_of(phi: torch.Tensor, action: torch.Tensor) -> dict:
+    r"""Per-configuration observables: ``M``, ``abs_M``, ``M2`` (:math:`M^2`), ``sign_M``, ``action``,
+    ``action_density`` (:math:`S/V`) and ``phi2`` (:math:`V^{-1}\sum_x \phi(x)^2`, whose mean is the single-site
+    :math:`\kappa_2`); ``phi`` is ``(n, L, L)``, ``action`` ``(n,)``."""
+    M = observables.magnetisation(phi)
+    volume = phi.shape[-1] * phi.shape[-2]
+    return {"M": M, "abs_M": M.abs(), "M2": M * M, "sign_M": torch.sign(M), "action": action,
+            "action_density": action / volume, "phi2": phi.pow(2).mean(dim=(-2, -1))}
+
+
 def corrected_chain(props: dict, generator: torch.Generator, log_q_error=None) -> dict:
     r"""The independence Metropolis-Hastings chain through the proposals ``props`` of :func:`proposals`.
 
@@ -149,14 +159,13 @@ def corrected_chain(props: dict, generator: torch.Generator, log_q_error=None) -
     Returns
     -------
     dict
-        ``chain`` (:class:`lib.physics.metropolis.MHChain`) and the time series along it: ``M``, ``abs_M``, ``M2``
-        (:math:`M^2`), ``action``, ``sign_M``; ``acceptance``.
+        ``chain`` (:class:`lib.physics.metropolis.MHChain`), ``acceptance``, and the time series along the chain of
+        every observable of :func:`observables_of`.
     """
     log_q = props["log_q"] if log_q_error is None else props["log_q"] + log_q_error
     chain = metropolis.independence_metropolis(props["phi"], log_q, lambda phi: props["action"], generator)
-    M = observables.magnetisation(props["phi"])
-    series = {"M": M, "abs_M": M.abs(), "M2": M * M, "action": props["action"], "sign_M": torch.sign(M)}
-    out = {name: metropolis.chain_observable(chain, values) for name, values in series.items()}
+    out = {name: metropolis.chain_observable(chain, values)
+           for name, values in observables_of(props["phi"], props["action"]).items()}
     out.update(chain=chain, acceptance=chain.acceptance)
     return out
 
@@ -206,11 +215,14 @@ def hmc_seconds_per_trajectory(spec: ens.ChainSpec, n_traj: int = 50, cache: Art
 def book_specs(scale: str = "quick") -> dict:
     r"""The recipes of :doc:`/book/part3/exact_sampler` at ``scale`` ("quick" or "paper").
 
-    Keys: ``"k0.21"`` and ``"k0.4"`` (:class:`DMSpec`: VE with :math:`\sigma = 25`, unit-variance field, an odd
-    periodic CNN; the :math:`\kappa = 0.21` run keeps snapshots along its training), ``"snapshots"`` (their steps),
-    ``"main"``, ``"under"`` (an early snapshot), ``"broken"`` (:class:`ProposalSpec`), ``"steps"`` (numbers of
-    flow steps for the acceptance scan), ``"n_scan"`` (proposals per point of the scans), ``"hmc"`` (the held-out
-    HMC ensembles, by name).
+    Keys: ``"k0.21"``, ``"k0.4"`` and ``"k0.27"`` (:class:`DMSpec`: VE with :math:`\sigma = 25`, unit-variance
+    field, an odd periodic CNN; the :math:`\kappa = 0.21` run keeps snapshots along its training), ``"snapshots"``
+    (their steps), ``"main"``, ``"under"`` (an early snapshot), ``"broken"``, ``"critical"`` (:class:`ProposalSpec`),
+    ``"steps"`` (numbers of flow steps for the acceptance scan), ``"n_scan"`` (proposals per point of the scans),
+    ``"hmc"`` (the HMC ensembles to compare with, by name: held out at :math:`\kappa = 0.21`, the training
+    ensembles at 0.4, a long run near the critical point at 0.27); at the paper scale also ``"main-L32"`` (the
+    :math:`\kappa = 0.21` chain on the :math:`32 \times 32` lattice of Table T5) and ``"hmc-L32"`` (the
+    independent configurations of the authors' protocol to compare it with).
 
     Quick (a CPU): :math:`8 \times 8`, a CNN with two residual blocks of 8 channels, 2000 training steps, 8 Heun
     steps (16 score evaluations, each with a full :math:`64 \times 64` Jacobian).  Paper (a GPU): the same
@@ -223,8 +235,14 @@ def book_specs(scale: str = "quick") -> dict:
         small = ens.small_specs()
         k021, k021_test = small["k0.21"], small["k0.21-test"]
         k04 = (small["k0.4-cold"], small["k0.4-below"])
-        channels, n_train_steps, keep = (8, 8), 2000, (100, 200, 400, 1000)
-        n_steps, n_main, n_under, n_broken, n_scan, batch = 8, 1536, 1024, 1024, 128, 64
+        p027 = phi4.Phi4Params(8, 0.27, 0.022)
+        crit = dict(step=0.45, n_steps=3, n_therm=200, n_chains=64)
+        k027 = ens.ChainSpec(p027, start="hot", seed=8027, n_traj=320, keep_every=4, **crit)
+        k027_long = ens.ChainSpec(p027, start="hot", seed=8028, n_traj=2000, keep_every=20, **crit)
+        channels, n_train_steps, keep = (8, 8), 2000, (200, 400, 600, 1000)
+        large = None
+        n_steps, n_main, n_under, n_broken, n_scan, batch = 8, 1024, 1024, 768, 128, 64
+        n_crit = 1024
         scan_steps = (3, 4, 6, 12)
     else:
         p021, p04 = phi4.Phi4Params(16, 0.21, 0.022), phi4.Phi4Params(16, 0.4, 0.022)
@@ -234,7 +252,14 @@ def book_specs(scale: str = "quick") -> dict:
         k021_test = ens.ChainSpec(p021, start="cold", seed=16022, **sym)
         k04 = (ens.ChainSpec(p04, start="cold", seed=16041, **brk),
                ens.ChainSpec(p04, start="cold", start_value=0.5 * phi4.classical_vacuum(p04), seed=16042, **brk))
+        p027 = phi4.Phi4Params(16, 0.27, 0.022)
+        crit = dict(step=0.4, n_steps=3, n_therm=400, n_chains=64)
+        k027 = ens.ChainSpec(p027, start="hot", seed=16027, n_traj=1000, keep_every=5, **crit)
+        k027_long = ens.ChainSpec(p027, start="hot", seed=16028, n_traj=20000, keep_every=100, **crit)
         channels, n_train_steps, keep = (16, 16), 20000, (500, 1000, 2000, 5000, 10000)
+        big = ens.book_specs("paper")
+        large = (big["k0.21-hot"], big["k0.21-cold"])  # the T5 lattice, 32 x 32
+        n_crit = 10240
         n_steps, n_main, n_under, n_broken, n_scan, batch = 16, 10240, 4096, 10240, 1024, 64
         scan_steps = (4, 8, 12, 24)
     net = lattice_nets.LatticeNetConfig(kind="cnn", channels=channels, odd=True, group_norm=False)
@@ -245,10 +270,17 @@ def book_specs(scale: str = "quick") -> dict:
 
     dm021 = DMSpec((k021,), net, train(keep), seed=7021, normalisation="std")
     dm04 = DMSpec(k04, net, train(), seed=7040, normalisation="std")
-    return {
-        "k0.21": dm021, "k0.4": dm04, "snapshots": keep, "steps": scan_steps, "n_scan": n_scan,
+    dm027 = DMSpec((k027,), net, train(), seed=7027, normalisation="std")
+    out = {}
+    if large is not None:  # a full 1024 x 1024 Jacobian per score evaluation: a GPU, in small batches
+        dm32 = DMSpec(large, net, train(), seed=7032, normalisation="std")
+        out["main-L32"] = ProposalSpec(dm32, 4096, n_steps=n_steps, batch=4, seed=7600)
+        out["hmc-L32"] = big["k0.21-authors"]
+    return out | {
+        "k0.21": dm021, "k0.4": dm04, "k0.27": dm027, "snapshots": keep, "steps": scan_steps, "n_scan": n_scan,
         "main": ProposalSpec(dm021, n_main, n_steps=n_steps, batch=batch, seed=7100),
-        "under": ProposalSpec(dm021, n_under, n_steps=n_steps, at_step=keep[1], batch=batch, seed=7200),
+        "under": ProposalSpec(dm021, n_under, n_steps=n_steps, at_step=keep[2], batch=batch, seed=7200),
         "broken": ProposalSpec(dm04, n_broken, n_steps=n_steps, batch=batch, seed=7300),
-        "hmc": {"k0.21": k021_test, "k0.4": k04},
+        "critical": ProposalSpec(dm027, n_crit, n_steps=n_steps, batch=batch, seed=7500),
+        "hmc": {"k0.21": k021_test, "k0.4": k04, "k0.27": k027_long},
     }
