@@ -32,7 +32,7 @@ import torch
 from lib import stats
 from lib.core.random import make_generator
 from lib.infra.cache import ArtefactCache
-from lib.physics import hmc, observables
+from lib.physics import hmc
 from lib.recipes import exact_sampler as es
 from lib.recipes import phi4_diffusion as dm
 from lib.recipes import phi4_ensembles as ens
@@ -98,8 +98,6 @@ def main() -> None:
         tau_hmc, ess_hmc = rate(hmc_series, hmc_seconds)
         ratio = ess_hmc / ess_dm if ess_dm > 0 else float("inf")
         print(f"{name:<10} {tau_dm:8.2f} {tau_hmc:8.2f} {ess_dm:10.3g} {ess_hmc:11.3g} {ratio:9.3g}")
-    print(f"(magnetisation of the DM chain: {observables.magnetisation(props['phi']).abs().mean():.4f} mean |M| "
-          "of the proposals)")
 
 
 if __name__ == "__main__":
