@@ -1,6 +1,6 @@
 r"""Diffusion models as exact samplers of lattice :math:`\phi^4`: proposals with their exact density, as artefacts.
 
-The recipes of :doc:`/book/part3/exact_sampler`.  A trained lattice diffusion model (:class:`DMSpec` of
+The recipes of :doc:`/book/part3/exact_sampler`.  A trained lattice diffusion model (:class:`~lib.recipes.phi4_diffusion.DMSpec` of
 :mod:`lib.recipes.phi4_diffusion`, here with the Karras-variable flow of :mod:`lib.diffusion.flow_map`) proposes
 configurations :math:`\phi` with the exact density :math:`q(\phi)` of the map actually used; the independence
 Metropolis-Hastings chain (:mod:`lib.physics.metropolis`) with the lattice action then samples
@@ -215,7 +215,7 @@ def hmc_seconds_per_trajectory(spec: ens.ChainSpec, n_traj: int = 50, cache: Art
 def book_specs(scale: str = "quick") -> dict:
     r"""The recipes of :doc:`/book/part3/exact_sampler` at ``scale`` ("quick" or "paper").
 
-    Keys: ``"k0.21"``, ``"k0.4"`` and ``"k0.27"`` (:class:`DMSpec`: VE with :math:`\sigma = 25`, unit-variance
+    Keys: ``"k0.21"``, ``"k0.4"`` and ``"k0.27"`` (:class:`~lib.recipes.phi4_diffusion.DMSpec`: VE with :math:`\sigma = 25`, unit-variance
     field, an odd periodic CNN; the :math:`\kappa = 0.21` run keeps snapshots along its training), ``"snapshots"``
     (their steps), ``"main"``, ``"under"`` (an early snapshot), ``"broken"``, ``"critical"`` (:class:`ProposalSpec`),
     ``"steps"`` (numbers of flow steps for the acceptance scan), ``"n_scan"`` (proposals per point of the scans),
