@@ -82,3 +82,15 @@ def test_corrected_chain_series_and_noisy_density(tmp_path):
     # a large error added to log q changes the decisions (same uniforms)
     noisy = es.corrected_chain(props, make_generator(0), log_q_error=torch.linspace(-50, 50, 10, dtype=torch.float64))
     assert not torch.equal(noisy["chain"].accepted, out["chain"].accepted)
+
+
+def test_summary_and_acceptance_error(tmp_path):
+    import numpy as np
+
+    props = es.proposals(SPEC, ArtefactCache(tmp_path))
+    out = es.corrected_chain(props, make_generator(0))
+    assert out["acceptance"] == out["chain"].acceptance and out["acceptance_error"] >= 0
+    raw = es.summary(es.observables_of(props["phi"], props["action"]), 16, np.random.default_rng(0), independent=True)
+    assert set(raw) >= {"M", "absM", "chi2", "U_L", "action_density", "phi2"}
+    torch.testing.assert_close(torch.tensor(raw["phi2"][0], dtype=torch.float64),
+                               props["phi"].pow(2).mean(), rtol=1e-12, atol=1e-12)

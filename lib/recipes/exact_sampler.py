@@ -27,11 +27,12 @@ from lib.core.checks import require_int, require_positive
 from lib.core.random import make_generator
 from lib.diffusion import flow_map, grids, lattice_nets, training
 from lib.infra.cache import ArtefactCache
+from lib import stats
 from lib.physics import hmc, metropolis, observables, phi4
 from lib.recipes import phi4_ensembles as ens
 from lib.recipes.phi4_diffusion import DMSpec, forward_sde, trained_model
 
-__all__ = ["KIND_PROPOSALS", "ProposalSpec", "network", "draw", "proposals", "observables_of", "corrected_chain", "hmc_seconds_per_trajectory",
+__all__ = ["KIND_PROPOSALS", "ProposalSpec", "network", "draw", "proposals", "observables_of", "summary", "corrected_chain", "hmc_seconds_per_trajectory",
            "gaussian_check", "book_specs"]
 
 #: cache kind of the proposals
@@ -150,6 +151,18 @@ def observables_of(phi: torch.Tensor, action: torch.Tensor) -> dict:
             "action_density": action / volume, "phi2": phi.pow(2).mean(dim=(-2, -1))}
 
 
+def summary(series: dict, volume: int, generator, independent: bool = False) -> dict:
+    r"""Means with errors of a chain (or of independent samples): the magnetisation observables of
+    :func:`lib.physics.observables.magnetisation_summary` (from ``series["M"]``) and the means of
+    ``series["action_density"]`` and ``series["phi2"]``, errors from :func:`lib.stats.mean_error` (tau_int).
+
+    ``series`` holds ``(N,)`` or ``(N, chains)`` tensors, e.g. the output of :func:`corrected_chain` or of
+    :func:`observables_of`; ``independent=True`` for independent samples (blocks of one).
+    """
+    out = observables.magnetisation_summary(series["M"], volume, generator, block_length=1 if independent else None)
+    return out | {key: stats.mean_error(series[key].numpy()) for key in ("action_density", "phi2")}
+
+
 def corrected_chain(props: dict, generator: torch.Generator, log_q_error=None) -> dict:
     r"""The independence Metropolis-Hastings chain through the proposals ``props`` of :func:`proposals`.
 
@@ -159,14 +172,16 @@ def corrected_chain(props: dict, generator: torch.Generator, log_q_error=None) -
     Returns
     -------
     dict
-        ``chain`` (:class:`lib.physics.metropolis.MHChain`), ``acceptance``, and the time series along the chain of
-        every observable of :func:`observables_of`.
+        ``chain`` (:class:`lib.physics.metropolis.MHChain`), ``acceptance`` and its error ``acceptance_error``
+        (:func:`lib.stats.mean_error` of the accept decisions), and the time series along the chain of every
+        observable of :func:`observables_of`.
     """
     log_q = props["log_q"] if log_q_error is None else props["log_q"] + log_q_error
     chain = metropolis.independence_metropolis(props["phi"], log_q, lambda phi: props["action"], generator)
     out = {name: metropolis.chain_observable(chain, values)
            for name, values in observables_of(props["phi"], props["action"]).items()}
-    out.update(chain=chain, acceptance=chain.acceptance)
+    acceptance, error = stats.mean_error(chain.accepted.double().numpy())
+    out.update(chain=chain, acceptance=acceptance, acceptance_error=error)
     return out
 
 
