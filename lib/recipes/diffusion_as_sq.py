@@ -16,7 +16,7 @@ from lib.diffusion.sde import LinearBetaNoise, LinearDriftSDE, ve, vp
 from lib.physics.langevin import langevin
 from lib.physics.toy import GaussianMixture
 
-__all__ = ["vp_sde", "ddpm_convergence", "frozen_drift_relaxation", "late_start"]
+__all__ = ["vp_sde", "ddpm_convergence", "frozen_drift_relaxation", "late_start", "loss_minimisers"]
 
 
 def vp_sde() -> LinearDriftSDE:
@@ -124,3 +124,27 @@ def late_start(t_starts, n_samples: int = 40_000, n_steps: int = 200, seed: int 
         k, dk = stats.bootstrap_cumulants(x, 4, generator=rng)
         out[t_start] = (np.asarray(k), np.asarray(dk))
     return out
+
+
+def loss_minimisers(factors, n_samples: int = 40_000, n_steps: int = 100, seed: int = 0, v0: float = 0.3) -> dict:
+    r"""The :math:`\epsilon`-loss and the denoising score-matching loss along one family of models, for a Gaussian
+    target of variance ``v0``: the exact score scaled by each factor in ``factors`` (1 is exact).
+
+    Returns ``{"factors", "eps", "dsm"}`` (numpy arrays): both losses on the same data, for the VP SDE and its DDPM
+    schedule of ``n_steps`` steps; both must be smallest at factor 1.
+    """
+    from lib.diffusion.ddpm import eps_loss
+    from lib.diffusion.losses import dsm_loss
+
+    sde = vp_sde()
+    sched = DDPMSchedule.from_sde(sde, require_int(n_steps, "n_steps"))
+    times = torch.linspace(0.0, sde.T, n_steps + 1, dtype=torch.float64)[1:]
+    target = GaussianMixture.gaussian(v0 ** 0.5)
+    score = target.score_fn(sde)
+    x0 = target.sample((n_samples, 1), make_generator(seed))
+    eps, dsm = [], []
+    for factor in factors:
+        scaled = (lambda f: (lambda x, t: f * score(x, t)))(float(factor))
+        eps.append(float(eps_loss(eps_from_score(scaled, sched, times), sched, x0, make_generator(seed + 1))))
+        dsm.append(float(dsm_loss(scaled, sde, x0, make_generator(seed + 2), t_min=1e-3)))
+    return {"factors": np.asarray(factors, dtype=float), "eps": np.asarray(eps), "dsm": np.asarray(dsm)}
