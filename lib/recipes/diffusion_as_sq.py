@@ -16,7 +16,8 @@ from lib.diffusion.sde import LinearBetaNoise, LinearDriftSDE, ve, vp
 from lib.physics.langevin import langevin
 from lib.physics.toy import GaussianMixture
 
-__all__ = ["vp_sde", "ddpm_convergence", "frozen_drift_relaxation", "late_start", "loss_minimisers"]
+__all__ = ["vp_sde", "ddpm_convergence", "frozen_drift_relaxation", "late_start", "loss_minimisers",
+           "effective_action_flow"]
 
 
 def vp_sde() -> LinearDriftSDE:
@@ -148,3 +149,28 @@ def loss_minimisers(factors, n_samples: int = 40_000, n_steps: int = 100, seed: 
         eps.append(float(eps_loss(eps_from_score(scaled, sched, times), sched, x0, make_generator(seed + 1))))
         dsm.append(float(dsm_loss(scaled, sde, x0, make_generator(seed + 2), t_min=1e-3)))
     return {"factors": np.asarray(factors, dtype=float), "eps": np.asarray(eps), "dsm": np.asarray(dsm)}
+
+
+def effective_action_flow(times, x_min: float = -2.5, x_max: float = 2.5, n_x: int = 101, scheme: str = "VE",
+                          scale: str = "quick", device="cpu") -> dict:
+    r"""The flow of the effective action in the two-peak model: :math:`-\log p(x, t)` exact and learned.
+
+    Learned: the probability-flow log-likelihood (:func:`lib.diffusion.likelihood.log_likelihood`, exact divergence,
+    RK45 with tolerances :math:`10^{-6}`) of the two-peak chapter's trained network of ``scheme``
+    (:func:`lib.recipes.two_peak.trained`, cached) at each time, on ``n_x`` points of :math:`[x_{min}, x_{max}]`.
+
+    Returns ``{"x": (n_x,), "exact": {t: (n_x,)}, "learned": {t: (n_x,)}}`` (float64 numpy arrays).
+    """
+    from lib.diffusion import likelihood
+    from lib.recipes import two_peak
+
+    sde, target = two_peak.SCHEMES[scheme], two_peak.TARGET
+    model = two_peak.trained(scheme, scale, device=device).sampling_model.eval()
+    x = torch.linspace(x_min, x_max, require_int(n_x, "n_x", 2), dtype=torch.float32, device=device).reshape(-1, 1)
+    out = {"x": x.reshape(-1).double().cpu().numpy(), "exact": {}, "learned": {}}
+    for t in times:
+        t = float(t)
+        logp = likelihood.log_likelihood(sde, model, x, t_eps=t, rtol=1e-6, atol=1e-6).logp
+        out["learned"][t] = -logp.double().reshape(-1).cpu().numpy()
+        out["exact"][t] = -target.log_density(x.double().reshape(-1).cpu(), sde, t).numpy()
+    return out
