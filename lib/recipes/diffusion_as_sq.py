@@ -1,8 +1,12 @@
 r"""The recipes of :doc:`/book/part1/diffusion_as_sq`: the discrete DDPM against the VP SDE, and the Langevin picture
-of the backward process (stochastic quantisation with the frozen drift of one time), on the two-peak model with its
-exact score.  Nothing is computed at import time; everything here takes seconds and is not cached.
+of the backward process (stochastic quantisation with the frozen drift of one time), a later start, the flow of the
+effective action and the momentum modes of the forward process; the two-peak model with its exact score throughout.
+Nothing is computed at import time.  Everything here takes seconds and is not cached, except the trained network of
+:func:`effective_action_flow`, which is the two-peak chapter's (cached by :func:`lib.recipes.two_peak.trained`).
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -10,14 +14,33 @@ import torch
 from lib import stats
 from lib.core.checks import require_int, require_positive
 from lib.core.random import make_generator
-from lib.diffusion import grids, solvers
-from lib.diffusion.ddpm import DDPMSchedule, ancestral_sample, eps_from_score
+from lib.diffusion import grids, likelihood, solvers
+from lib.diffusion.ddpm import DDPMSchedule, ancestral_sample, eps_from_score, eps_loss
+from lib.diffusion.losses import dsm_loss
 from lib.diffusion.sde import LinearBetaNoise, LinearDriftSDE, ve, vp
 from lib.physics.langevin import langevin
+from lib.physics.phi4 import Phi4Params, free_propagator, lattice_momentum_squared
 from lib.physics.toy import GaussianMixture
+from lib.recipes import two_peak
 
-__all__ = ["vp_sde", "ddpm_convergence", "frozen_drift_relaxation", "late_start", "loss_minimisers",
-           "effective_action_flow"]
+__all__ = ["Sizes", "sizes", "vp_sde", "ddpm_convergence", "frozen_drift_relaxation", "late_start", "loss_minimisers",
+           "effective_action_flow", "mode_signal_to_noise"]
+
+
+class Sizes(NamedTuple):
+    """Sample sizes of the chapter (all its computations use the exact score of the two-peak model)."""
+
+    n_samples: int  # samples per sampler and number of steps (DDPM convergence, late start, the losses)
+    n_chains: int  # Langevin chains per frozen time (the frozen-drift relaxation)
+
+
+def sizes(scale: str) -> Sizes:
+    """Quick: 4e4 samples and 2e4 chains (seconds each); paper: ten times more (errors smaller by about 3)."""
+    if scale == "quick":
+        return Sizes(40_000, 20_000)
+    if scale == "paper":
+        return Sizes(400_000, 200_000)
+    raise ValueError(f"scale must be 'quick' or 'paper', got {scale!r}")
 
 
 def vp_sde() -> LinearDriftSDE:
@@ -102,10 +125,15 @@ def late_start(t_starts, n_samples: int = 40_000, n_steps: int = 200, seed: int 
     process with the exact score carries it to the end.  Stochastic Heun, ``n_steps`` uniform steps from
     :math:`T'` to 0, the same prior normals (scaled) for every :math:`T'`.
 
+    For a Gaussian target of variance :math:`v_0` the end error of :math:`\kappa_2` is known in closed form,
+    :math:`-v_0^3/[v_0 + \Xi(T')]^2` (eq. ``eq-gt-ve-error`` of :doc:`/book/part2/gaussian_target` with
+    :math:`T \to T'`); it is returned for :math:`v_0` = the target's :math:`\kappa_2`, whatever the target is.
+
     Returns
     -------
     dict
-        ``{"exact": kappa, T': (kappa, err)}`` for orders 0..4 at the end of the backward process.
+        ``{"exact": kappa, "xi": {T': Xi(T')}, "gaussian_error": {T': float}, T': (kappa, err)}``, cumulants of
+        orders 0..4 at the end of the backward process.
     """
     n_samples, n_steps = require_int(n_samples, "n_samples", 2), require_int(n_steps, "n_steps")
     target = GaussianMixture.two_peak() if target is None else target
@@ -113,7 +141,8 @@ def late_start(t_starts, n_samples: int = 40_000, n_steps: int = 200, seed: int 
     score = target.score_fn(sde)
     rng = np.random.default_rng(seed)
     z = torch.randn(n_samples, 1, generator=make_generator(seed), dtype=torch.float64)
-    out = {"exact": np.asarray(target.cumulants(4))}
+    out = {"exact": np.asarray(target.cumulants(4)), "xi": {}, "gaussian_error": {}}
+    v0 = float(out["exact"][2])
     for t_start in t_starts:
         t_start = float(t_start)
         if not 0.0 < t_start <= sde.T:
@@ -124,6 +153,8 @@ def late_start(t_starts, n_samples: int = 40_000, n_steps: int = 200, seed: int 
         x = solvers.backward_solve(sde, score, x_T, grid, "heun", make_generator(seed + 1), noise_last=False).x
         k, dk = stats.bootstrap_cumulants(x, 4, generator=rng)
         out[t_start] = (np.asarray(k), np.asarray(dk))
+        out["xi"][t_start] = float(sde.xi(t_start))
+        out["gaussian_error"][t_start] = -v0**3 / (v0 + out["xi"][t_start]) ** 2
     return out
 
 
@@ -134,9 +165,6 @@ def loss_minimisers(factors, n_samples: int = 40_000, n_steps: int = 100, seed: 
     Returns ``{"factors", "eps", "dsm"}`` (numpy arrays): both losses on the same data, for the VP SDE and its DDPM
     schedule of ``n_steps`` steps; both must be smallest at factor 1.
     """
-    from lib.diffusion.ddpm import eps_loss
-    from lib.diffusion.losses import dsm_loss
-
     sde = vp_sde()
     sched = DDPMSchedule.from_sde(sde, require_int(n_steps, "n_steps"))
     times = torch.linspace(0.0, sde.T, n_steps + 1, dtype=torch.float64)[1:]
@@ -161,9 +189,6 @@ def effective_action_flow(times, x_min: float = -2.5, x_max: float = 2.5, n_x: i
 
     Returns ``{"x": (n_x,), "exact": {t: (n_x,)}, "learned": {t: (n_x,)}}`` (float64 numpy arrays).
     """
-    from lib.diffusion import likelihood
-    from lib.recipes import two_peak
-
     sde, target = two_peak.SCHEMES[scheme], two_peak.TARGET
     model = two_peak.trained(scheme, scale, device=device).sampling_model.eval()
     x = torch.linspace(x_min, x_max, require_int(n_x, "n_x", 2), dtype=torch.float32, device=device).reshape(-1, 1)
@@ -173,4 +198,41 @@ def effective_action_flow(times, x_min: float = -2.5, x_max: float = 2.5, n_x: i
         logp = likelihood.log_likelihood(sde, model, x, t_eps=t, rtol=1e-6, atol=1e-6).logp
         out["learned"][t] = -logp.double().reshape(-1).cpu().numpy()
         out["exact"][t] = -target.log_density(x.double().reshape(-1).cpu(), sde, t).numpy()
+    return out
+
+
+def mode_signal_to_noise(times, kappa: float = 0.21, L: int = 32, sigma: float = 25.0) -> dict:
+    r"""Signal-to-noise ratio of each lattice momentum mode along the forward process, free field.
+
+    For the free lattice field (:math:`\lambda = 0`, :func:`lib.physics.phi4.free_propagator`) under the VE process
+    with ``sigma`` (the papers' lattice schedule), mode :math:`p` carries the signal :math:`f^2 G_0(p)` against the
+    noise :math:`\Xi(t)` (:math:`G(p, t) = f^2 G_0(p) + \Xi(t)`).  The crossing momentum :math:`\hat p_*(t)` is where
+    the ratio falls through 1 (linear interpolation in :math:`\hat p^2` between the sorted modes; 0 if every mode is
+    below 1, the largest :math:`\hat p` if none is).
+
+    Returns
+    -------
+    dict
+        ``{"p_hat": (n_modes,) sorted lattice momenta |p-hat|, "snr": {t: (n_modes,)}, "p_star": {t: float}}``.
+    """
+    params = Phi4Params(L=require_int(L, "L", 2), kappa=kappa, lam=0.0)
+    p2 = lattice_momentum_squared(params.L).reshape(-1)
+    g0 = free_propagator(params).reshape(-1)
+    order = torch.argsort(p2)
+    p2, g0 = p2[order].numpy(), g0[order].numpy()
+    sde = ve(require_positive(sigma, "sigma"))
+    out = {"p_hat": np.sqrt(p2), "snr": {}, "p_star": {}}
+    for t in times:
+        t = float(t)
+        snr = float(sde.f(t)) ** 2 * g0 / float(sde.xi(t))
+        out["snr"][t] = snr
+        below = np.nonzero(snr < 1.0)[0]
+        if below.size == 0:
+            out["p_star"][t] = float(out["p_hat"][-1])
+        elif below[0] == 0:
+            out["p_star"][t] = 0.0
+        else:
+            i = below[0]  # snr falls through 1 between modes i - 1 and i (G_0 decreases with p-hat^2)
+            w = (snr[i - 1] - 1.0) / (snr[i - 1] - snr[i])
+            out["p_star"][t] = float(np.sqrt(p2[i - 1] + w * (p2[i] - p2[i - 1])))
     return out
