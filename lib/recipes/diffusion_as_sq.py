@@ -18,6 +18,7 @@ from lib.diffusion import grids, likelihood, solvers
 from lib.diffusion.ddpm import DDPMSchedule, ancestral_sample, eps_from_score, eps_loss
 from lib.diffusion.losses import dsm_loss
 from lib.diffusion.sde import LinearBetaNoise, LinearDriftSDE, ve, vp
+from lib.physics.cl_models import quadrature_moments
 from lib.physics.langevin import langevin
 from lib.physics.phi4 import Phi4Params, free_propagator, lattice_momentum_squared
 from lib.physics.toy import GaussianMixture
@@ -80,15 +81,6 @@ def ddpm_convergence(n_list, n_samples: int = 100_000, seed: int = 0, n_max: int
     return out
 
 
-def _power_cumulants(density, power: float, n_max: int = 4, half_width: float = 30.0, n_grid: int = 200_001):
-    """Cumulants of the normalised density proportional to ``density(x) ** power`` (quadrature on a fine grid)."""
-    x = torch.linspace(-half_width, half_width, n_grid, dtype=torch.float64)
-    w = density(x).clamp_min(0.0) ** power
-    w = w / torch.trapezoid(w, x)
-    moments = np.array([float(torch.trapezoid(w * x**n, x)) for n in range(n_max + 1)])
-    return np.asarray(stats.cumulants_from_moments(moments))
-
-
 def frozen_drift_relaxation(t: float, alpha: float = 1.0, step: float = 1e-3, n_steps: int = 4000,
                             n_chains: int = 20_000, seed: int = 0, target: GaussianMixture | None = None) -> dict:
     r"""Stochastic quantisation with the action :math:`S_t = -\log p(x, t)` frozen at one forward time ``t``.
@@ -112,7 +104,9 @@ def frozen_drift_relaxation(t: float, alpha: float = 1.0, step: float = 1e-3, n_
                    make_generator(seed + 1), record_every=n_steps)
     x = run.x.reshape(-1)
     k, dk = stats.bootstrap_cumulants(x, 4, generator=np.random.default_rng(seed))
-    exact = _power_cumulants(lambda y: target.density(y, sde, float(t)), 1.0 / alpha)
+    # e^{-S_t / alpha} by quadrature (the helper of the complex Langevin models; the weight here is real)
+    mu = quadrature_moments(lambda y: -target.log_density(torch.as_tensor(y), sde, float(t)).numpy() / alpha, 4)
+    exact = np.asarray(stats.cumulants_from_moments(mu.real))
     return {"x": x, "exact": exact, "cumulants": np.asarray(k), "errors": np.asarray(dk)}
 
 
