@@ -25,7 +25,7 @@ import os
 tc = training.TrainConfig(n_steps=n_train_steps, lr=float(os.environ.get("LR", "2e-3")), batch_size=int(os.environ.get("BS", "32")), augment_flip=True, ema_decay=0.99,
                           lr_schedule=os.environ.get("LRS", "constant"), t_sampling=os.environ.get("TS", "uniform"))
 print(tc, flush=True)
-spec = dm.DMSpec(tuple(big[n] for n in names), cnn, tc, seed=7321)
+spec = dm.DMSpec(tuple(big[n] for n in names), cnn, tc, seed=int(os.environ.get("SEED", "7321")))
 t0 = time.perf_counter()
 data = dm.training_configs(spec, cache, progress=False)
 print("data", tuple(data.shape), f"{time.perf_counter() - t0:.0f} s", flush=True)
