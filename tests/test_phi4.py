@@ -280,3 +280,31 @@ def test_half_precision_fields_are_refused(dtype):
     params = phi4.Phi4Params(4, 0.21, 0.022)
     with pytest.raises(ValueError, match="must be float32 or float64"):
         phi4.action(torch.full((2, 4, 4), 20.0, dtype=dtype), params)
+
+
+def test_symmetric_site_cumulants_equal_those_of_the_doubled_ensemble_with_honest_errors():
+    """symmetric=True gives the cumulants and ratios of cat([phi, -phi]) (odd moments zero) while resampling the
+    original configurations: a configuration and its image stay together, so the error is not that of 2N samples."""
+    from lib.physics import observables as obs
+
+    g = torch.Generator().manual_seed(3)
+    sign = torch.where(torch.rand(400, 1, 1, generator=g) < 0.7, 1.0, -1.0)  # unequal vacua: 70 / 30
+    phi = (sign * (2.0 + 0.3 * torch.randn(400, 4, 4, generator=g, dtype=torch.float64)))
+    doubled = phi4.symmetrise_z2(phi)
+    k, dk = obs.site_cumulants_bootstrap(phi, n_boot=300, generator=np.random.default_rng(0), symmetric=True)
+    k2, dk2 = obs.site_cumulants_bootstrap(doubled, n_boot=300, generator=np.random.default_rng(0), n_blocks=800)
+    np.testing.assert_allclose(k, k2, rtol=1e-9, atol=1e-9)
+    assert abs(k[1]) < 1e-12 and abs(k[3]) < 1e-9
+    # the errors are those of resampling the configurations and symmetrising each resample (pairs kept together)
+    from lib import stats
+
+    flat = phi.reshape(400, -1).numpy()
+    _, dk_pairs = stats.bootstrap(flat, lambda rows: stats.cumulants(np.concatenate([rows, -rows]), n_max=8, axis=None),
+                                  n_boot=300, generator=np.random.default_rng(0), n_blocks=400)
+    np.testing.assert_allclose(dk, dk_pairs, rtol=1e-6, atol=1e-9)
+    assert not np.allclose(dk[[2, 4]], dk2[[2, 4]], rtol=0.05)  # the doubled array, resampled image by image, is not
+    r, dr = obs.site_cumulant_ratios(phi, n_boot=300, generator=np.random.default_rng(0), symmetric=True)
+    r2, _ = obs.site_cumulant_ratios(doubled, n_boot=300, generator=np.random.default_rng(0))
+    np.testing.assert_allclose(r, r2, rtol=1e-9)
+    r_raw, _ = obs.site_cumulant_ratios(phi, n_boot=10, generator=np.random.default_rng(0))
+    assert abs(r_raw[0] - r[0]) > 0.1  # without it the 70 / 30 split of the vacua distorts kappa_4 / kappa_2^2

@@ -198,8 +198,32 @@ def site_cumulants(phi, n_max: int = 8) -> np.ndarray:
     return stats.cumulants(phi, n_max=n_max, axis=None)
 
 
+def _site_power_sums(phi, n_max: int, symmetric: bool, name: str) -> np.ndarray:
+    r"""Per-configuration power sums ``(N, n_max + 1)`` of the pooled single-site field.
+
+    About the global mean; with ``symmetric`` about zero with the odd sums set to zero: the moments of the
+    :math:`Z_2`-symmetrised ensemble :math:`\{\phi\} \cup \{-\phi\}`, whose odd moments vanish exactly.
+    """
+    arr = _as_numpy(phi, "phi")
+    if arr.ndim < 1 or arr.shape[0] < 2:
+        raise ValueError(f"phi needs at least 2 configurations along axis 0, got shape {arr.shape}")
+    d = arr.reshape(arr.shape[0], -1).astype(np.float64)
+    if not symmetric:
+        d = d - d.mean()
+    if not np.any(d):
+        raise ValueError(f"{name}: the field is constant (kappa_2 = 0), the cumulants and ratios are undefined")
+    sums = np.empty((d.shape[0], n_max + 1))
+    sums[:, 0] = d.shape[1]
+    p = d.copy()
+    for k in range(1, n_max + 1):
+        sums[:, k] = 0.0 if symmetric and k % 2 else p.sum(axis=1)
+        if k < n_max:
+            p *= d
+    return sums
+
+
 def site_cumulants_bootstrap(phi, n_max: int = 8, n_boot: int = 500, generator: np.random.Generator | None = None,
-                             n_blocks: int = 1000):
+                             n_blocks: int = 1000, symmetric: bool = False):
     r"""Pooled single-site cumulants with bootstrap errors, resampling whole configurations.
 
     Delegates to :func:`lib.stats.bootstrap_cumulants`: the configurations (axis 0) are cut
@@ -208,15 +232,28 @@ def site_cumulants_bootstrap(phi, n_max: int = 8, n_boot: int = 500, generator: 
     Markov chain, order them in time and choose blocks longer than :math:`\tau_\mathrm{int}`.
     See :doc:`/book/part3/phi4_hmc`.
 
+    With ``symmetric=True`` the cumulants are those of the :math:`Z_2`-symmetrised ensemble
+    :math:`\{\phi\}\cup\{-\phi\}` (odd moments exactly zero), for a target that is symmetric by construction;
+    the bootstrap resamples the original configurations, so a configuration and its image count once.
+
     Returns
     -------
     (estimate, error) : numpy arrays of shape ``(n_max + 1,)``
     """
-    return stats.bootstrap_cumulants(phi, n_max=n_max, n_boot=n_boot, generator=generator, n_blocks=n_blocks)
+    if not symmetric:
+        return stats.bootstrap_cumulants(phi, n_max=n_max, n_boot=n_boot, generator=generator, n_blocks=n_blocks)
+    n_max = require_int(n_max, "n_max")
+    sums = _site_power_sums(phi, n_max, True, "site_cumulants_bootstrap")
+
+    def statistic(rows):
+        return stats.cumulants_from_moments(rows.sum(axis=0) / rows[:, 0].sum())
+
+    return stats.bootstrap(sums, statistic, n_boot=n_boot, generator=generator,
+                           n_blocks=min(int(n_blocks), sums.shape[0]))
 
 
 def site_cumulant_ratios(phi, orders=(4, 6, 8), n_boot: int = 500, generator: np.random.Generator | None = None,
-                         n_blocks: int = 1000):
+                         n_blocks: int = 1000, symmetric: bool = False):
     r"""Normalisation-free ratios :math:`\kappa_n / \kappa_2^{n/2}` of the pooled single-site cumulants.
 
     An affine map :math:`\phi \to (\phi - a)/s` (e.g. the authors' min/max normalisation,
@@ -233,6 +270,9 @@ def site_cumulant_ratios(phi, orders=(4, 6, 8), n_boot: int = 500, generator: np
         Even orders n >= 3 (default 4, 6, 8).
     n_boot, generator, n_blocks
         As :func:`lib.stats.bootstrap` (``n_blocks`` is reduced to the number of configurations).
+    symmetric : bool
+        The ratios of the :math:`Z_2`-symmetrised ensemble (as :func:`site_cumulants_bootstrap`); only a
+        rescaling :math:`\phi \to \phi/s` leaves them unchanged then.
 
     Returns
     -------
@@ -241,27 +281,13 @@ def site_cumulant_ratios(phi, orders=(4, 6, 8), n_boot: int = 500, generator: np
     orders = [int(n) for n in orders]
     if not orders or min(orders) < 3:
         raise ValueError(f"orders must be integers >= 3, got {orders}")
-    n_max = max(orders)
-    arr = _as_numpy(phi, "phi")
-    if arr.ndim < 1 or arr.shape[0] < 2:
-        raise ValueError(f"phi needs at least 2 configurations along axis 0, got shape {arr.shape}")
-    d = arr.reshape(arr.shape[0], -1)
-    d = d - d.mean()
-    if not np.any(d):
-        raise ValueError("site_cumulant_ratios: the field is constant (kappa_2 = 0), the ratios are undefined")
-    sums = np.empty((d.shape[0], n_max + 1))
-    sums[:, 0] = d.shape[1]
-    p = d.copy()
-    for k in range(1, n_max + 1):
-        sums[:, k] = p.sum(axis=1)
-        if k < n_max:
-            p *= d
+    sums = _site_power_sums(phi, max(orders), symmetric, "site_cumulant_ratios")
 
     def statistic(rows):
         kappa = stats.cumulants_from_moments(rows.sum(axis=0) / rows[:, 0].sum())
         return np.array([kappa[n] / kappa[2] ** (n / 2) for n in orders])
 
-    n_blocks = min(int(n_blocks), d.shape[0])
+    n_blocks = min(int(n_blocks), sums.shape[0])
     est, err = stats.bootstrap(sums, statistic, n_boot=n_boot, generator=generator, n_blocks=n_blocks)
     if not (np.all(np.isfinite(est)) and np.all(np.isfinite(err))):
         raise ValueError(f"site_cumulant_ratios: non-finite ratios {est} +- {err} (kappa_2 = 0 in some bootstrap "
