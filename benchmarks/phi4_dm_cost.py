@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/phi4_dm_cost.py [--scale quick|paper|both] [--train-steps 5] [--sample-batch 64]
-        [--threads 1] [--device cpu]
+        [--threads 1] [--device cpu] [--authors]
 
 For each scale of ``lib.recipes.phi4_diffusion.book_specs`` the script builds the network of the kappa = 0.4 model and
 measures, on this machine:
@@ -17,7 +17,14 @@ measures, on this machine:
   than 2 tau_int).
 
 It prints the cost per configuration of each and their ratio.  The paper scale (U-Net on 32 x 32) is meant for a
-GPU; on a CPU it is estimated from the measured fraction.  Back-link: book/part3/phi4_diffusion.md.  A script, not a
+GPU; on a CPU it is estimated from the measured fraction.
+
+With ``--authors`` it also measures, in the same run and at L = 32, the authors' configuration (arXiv:2309.17082: the
+U-Net with channels (32, 64, 128, 256) without the Z2 antisymmetrisation, batch 64, 20000 training steps, a 500-step
+Euler-Maruyama sampler) and prints, against the quick recipe of the book: configurations per second of one score
+evaluation (forward), training steps per second, and the cost of the T5 row (kappa = 0.21) at equal generated
+sample size (the quick recipe's); the authors' cost is extrapolated from their measured step times (tens of CPU hours;
+it is not run).  Back-link: book/part3/phi4_diffusion.md.  A script, not a
 test (benchmarks print ratios against a reference measured in the same run).
 """
 from __future__ import annotations
@@ -44,7 +51,7 @@ def _time(fn, repeat: int) -> float:
 
 def measure(scale: str, train_steps: int, sample_batch: int, device) -> dict:
     specs = dm.book_specs(scale)
-    spec, sample = specs["k0.4"], specs["sample"]
+    spec, sample = specs["k0.4"], specs["samples"]["k0.4"]
     L = spec.params.L
     sde = dm.forward_sde(spec)
     net = lattice_nets.build_lattice_net(spec.net, sde, generator=make_generator(0)).to(device)
@@ -88,6 +95,58 @@ def measure(scale: str, train_steps: int, sample_batch: int, device) -> dict:
     }
 
 
+#: the authors' recipe (arXiv:2309.17082): network, batch, training steps, Euler-Maruyama steps
+AUTHORS_NET = lattice_nets.LatticeNetConfig(kind="unet", channels=(32, 64, 128, 256), embed_dim=64, odd=False)
+AUTHORS_BATCH, AUTHORS_TRAIN_STEPS, AUTHORS_SAMPLER_STEPS = 64, 20000, 500
+
+
+def network_speed(config, L: int, train_batch: int, forward_batch: int, repeat: int, device) -> dict:
+    """Seconds per configuration of one score evaluation and per training step (batch ``train_batch``) at ``L``."""
+    sde = dm.forward_sde(dm.book_specs("quick")["k0.21"])
+    net = lattice_nets.build_lattice_net(config, sde, generator=make_generator(0)).to(device)
+    gen = make_generator(1, device)
+    x = torch.randn(forward_batch, L, L, generator=gen, device=device)
+    data = 0.5 * torch.randn(train_batch, L, L, generator=gen, device=device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    @torch.no_grad()
+    def forward():
+        net(x, 0.5)
+
+    def train_step():
+        loss = losses.dsm_loss(net, sde, data, gen, 1e-5)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return {"forward_per_config": _time(forward, 2) / forward_batch, "train_step": _time(train_step, repeat),
+            "parameters": sum(p.numel() for p in net.parameters())}
+
+
+def against_authors(train_steps: int, forward_batch: int, device) -> None:
+    """Print our quick T5 recipe against the authors' at equal generated sample size, measured in this run."""
+    specs = dm.book_specs("quick")
+    spec, sample = specs["k0.21"], specs["samples"]["k0.21"]
+    L = spec.params.L
+    ours = network_speed(spec.net, L, spec.train.batch_size, forward_batch, train_steps, device)
+    theirs = network_speed(AUTHORS_NET, L, AUTHORS_BATCH, forward_batch, train_steps, device)
+    print(f"[ours against the authors' recipe] L = {L}")
+    for name, r, b in ((f"ours: U-Net {spec.net.channels}, odd", ours, spec.train.batch_size),
+                       (f"authors': U-Net {AUTHORS_NET.channels}", theirs, AUTHORS_BATCH)):
+        print(f"  {name:38s} {r['parameters']:>9,} parameters: {1 / r['forward_per_config']:7.1f} configurations/s "
+              f"forward, {1 / r['train_step']:6.2f} training steps/s (batch {b})")
+    print(f"  ratio ours / authors': forward {theirs['forward_per_config'] / ours['forward_per_config']:.1f}x, "
+          f"training steps {theirs['train_step'] / ours['train_step']:.1f}x")
+    n_gen = sample.n_samples
+    ours_s = spec.train.n_steps * ours["train_step"] + n_gen * sample.score_evaluations * ours["forward_per_config"]
+    theirs_s = (AUTHORS_TRAIN_STEPS * theirs["train_step"]
+                + n_gen * AUTHORS_SAMPLER_STEPS * theirs["forward_per_config"])
+    print(f"  T5 row, {n_gen} generated configurations: ours {spec.train.n_steps} training steps + "
+          f"{sample.score_evaluations} score evaluations each = {ours_s / 60:.1f} min; authors' "
+          f"{AUTHORS_TRAIN_STEPS} steps + {AUTHORS_SAMPLER_STEPS} = {theirs_s / 3600:.1f} h (extrapolated)")
+    print(f"  ratio authors' / ours: {theirs_s / ours_s:.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default="both", choices=["quick", "paper", "both"])
@@ -95,6 +154,7 @@ def main() -> None:
     parser.add_argument("--sample-batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--authors", action="store_true", help="also compare the quick T5 recipe with the authors'")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     scales = ["quick", "paper"] if args.scale == "both" else [args.scale]
@@ -109,6 +169,8 @@ def main() -> None:
         print(f"  ratio DM sampling / HMC: {r['sample_per_config_ms'] / r['hmc_per_config_ms']:.0f}; "
               f"including training amortised over {r['n_gen']} samples: "
               f"{(r['sample_per_config_ms'] + r['train_s'] * 1e3 / r['n_gen']) / r['hmc_per_config_ms']:.0f}")
+    if args.authors:
+        against_authors(args.train_steps, args.sample_batch, torch.device(args.device))
 
 
 if __name__ == "__main__":

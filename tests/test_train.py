@@ -71,6 +71,40 @@ def test_dsm_loss_of_exact_score_is_the_analytic_minimum(sde):
     assert mean_loss.ndim == 0 and float(mean_loss) == pytest.approx(mean, rel=1e-12)
 
 
+def test_zero_mode_weight_adds_its_share_and_keeps_the_minimiser():
+    # isotropic Gaussian target in d = 4: the constant direction is one direction among d, so the weight w adds
+    # w/2 E[s0^2 f^2 / var] with the exact score and (w/2)(a-1)^2 E[Xi / var] of excess with the score a * s_exact
+    sde, s0, d, n, t_min, w = ve(sigma=10.0), 0.5, 4, 100_000, 1e-5, 3.0
+    x0 = s0 * torch.randn(n, d, generator=make_generator(0), dtype=torch.float64)
+    plain = dsm_loss(_gauss_score(sde, s0), sde, x0, make_generator(1), t_min, reduction="none")
+    weighted = dsm_loss(_gauss_score(sde, s0), sde, x0, make_generator(1), t_min, reduction="none",
+                        zero_mode_weight=w)
+    extra = weighted - plain
+    assert float(extra.min()) >= 0
+    share = _time_average(lambda t: 0.5 * w * float(s0**2 * sde.f(t) ** 2 / _gauss_var(sde, s0, t)), sde, t_min)
+    assert abs(float(extra.mean()) - share) < 5 * float(extra.std()) / math.sqrt(n), (float(extra.mean()), share)
+    a = 1.3
+    bad = dsm_loss(_gauss_score(sde, s0, a), sde, x0, make_generator(1), t_min, reduction="none", zero_mode_weight=w)
+    excess = bad - weighted
+    expected = _time_average(lambda t: 0.5 * (d + w) * (a - 1) ** 2 * float(sde.xi(t) / _gauss_var(sde, s0, t)),
+                             sde, t_min)
+    assert abs(float(excess.mean()) - expected) < 5 * float(excess.std()) / math.sqrt(n)
+    # per sample it is exactly (w/2)(sum_i r_i)^2 / d of the residual r = sqrt(Xi) s + eta (x0 = 0: eta = x_t / sqrt(Xi))
+    seen = []
+
+    def spy(x, t):
+        seen.append((x.clone(), t.clone()))
+        return 0.3 * torch.ones_like(x) - x
+
+    x1 = torch.zeros(5, d, dtype=torch.float64)
+    extra = dsm_loss(spy, sde, x1, make_generator(5), t_min, reduction="none", zero_mode_weight=w) \
+        - dsm_loss(spy, sde, x1, make_generator(5), t_min, reduction="none")
+    x_t, t = seen[0]
+    std = sde.xi(t).sqrt()[:, None]
+    r = std * spy(x_t, t) + x_t / std
+    assert torch.allclose(extra, 0.5 * w * r.sum(dim=1) ** 2 / d, rtol=1e-12, atol=0)
+
+
 def test_dsm_loss_draws_one_time_per_sample_in_range():
     sde, seen = ve(), []
 
@@ -148,6 +182,8 @@ def test_dsm_loss_bad_input():
         dsm_loss(_gauss_score(sde, 1.0), sde, torch.zeros(4, dtype=torch.long), make_generator(0))
     with pytest.raises(ValueError, match="t_sampling"):
         dsm_loss(_gauss_score(sde, 1.0), sde, x0, make_generator(0), t_sampling="beta")
+    with pytest.raises(ValueError, match="zero_mode_weight"):
+        dsm_loss(_gauss_score(sde, 1.0), sde, x0, make_generator(0), zero_mode_weight=-1.0)
 
 
 # --- training ---------------------------------------------------------------------------------------------------------
@@ -210,6 +246,8 @@ def test_non_finite_loss_names_the_step():
     ({"n_steps": 10, "t_min": 0.0}, "t_min"), ({"n_steps": 10, "checkpoint_every": 0}, "checkpoint_every"),
     ({"n_steps": 10, "augment_flip": "yes"}, "augment_flip"), ({"n_steps": 10, "t_sampling": "log"}, "t_sampling"),
     ({"n_steps": 10, "lr_schedule": "linear"}, "lr_schedule"),
+    ({"n_steps": 10, "zero_mode_weight": -0.5}, "zero_mode_weight"),
+    ({"n_steps": 10, "zero_mode_weight": float("nan")}, "zero_mode_weight"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -14,6 +14,12 @@ by a constant, so its minimiser is the exact score.  That stays true for any oth
 support :math:`(t_{min}, T)` (it only changes the weight of each time), which is why ``t_sampling`` may put more
 samples at small :math:`t`, where the uniform distribution leaves the score poorly determined.  Derived in
 :doc:`/book/part1/score_matching` (eq. ``eq-dsm-loss``).
+
+The same holds for any positive-definite metric in place of the Euclidean norm, :math:`\|r\|^2 \to r^T A r`: each
+component of the residual is still minimised by a conditional expectation.  ``zero_mode_weight`` :math:`w` uses
+:math:`A = 1 + w P_0`, with :math:`P_0` the projector on the constant configuration (all :math:`d` components
+equal), i.e. it adds :math:`\tfrac w2 (\sum_i r_i)^2 / d`.  On a lattice that is the :math:`p = 0` mode, whose
+variance is the susceptibility: with :math:`w = 0` it is one mode in :math:`d` and weighs :math:`1/d` of the loss.
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from typing import Callable
 
 import torch
 
-from lib.core.checks import expand_like, require_batch, require_positive
+from lib.core.checks import expand_like, require_batch, require_nonnegative, require_positive
 from lib.diffusion.sde import LinearDriftSDE
 
 __all__ = ["T_SAMPLINGS", "check_t_sampling", "sample_times", "dsm_loss"]
@@ -63,7 +69,8 @@ def sample_times(batch: int, sde: LinearDriftSDE, t_min: float = 1e-5, t_samplin
 
 
 def dsm_loss(score_model: Callable, sde: LinearDriftSDE, x0: torch.Tensor, generator: torch.Generator | None = None,
-             t_min: float = 1e-5, reduction: str = "mean", t_sampling: str = "uniform") -> torch.Tensor:
+             t_min: float = 1e-5, reduction: str = "mean", t_sampling: str = "uniform",
+             zero_mode_weight: float = 0.0) -> torch.Tensor:
     """Denoising score matching loss :math:`\\tfrac12 \\| \\sqrt{\\Xi(t)}\\, s(x_t, t) + \\eta \\|^2`.
 
     Parameters
@@ -82,6 +89,10 @@ def dsm_loss(score_model: Callable, sde: LinearDriftSDE, x0: torch.Tensor, gener
         Mean over the batch (a scalar), or the per-sample losses, shape ``(B,)`` (summed over configuration axes).
     t_sampling : {"uniform", "log-uniform", "mixture"}
         Distribution of the times, see :func:`sample_times`; ``"uniform"`` is the loss above.
+    zero_mode_weight : float
+        Extra weight :math:`w \ge 0` of the residual's component along the constant configuration (the module
+        docstring): the loss per sample becomes :math:`\tfrac12 (\|r\|^2 + w (\sum_i r_i)^2 / d)` with :math:`d`
+        the number of components.  The minimiser is still the exact score.
 
     Notes
     -----
@@ -92,10 +103,14 @@ def dsm_loss(score_model: Callable, sde: LinearDriftSDE, x0: torch.Tensor, gener
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     require_batch(x0, "x0", non_empty=True)
+    zero_mode_weight = require_nonnegative(zero_mode_weight, "zero_mode_weight")
     batch = x0.shape[0]
     t = sample_times(batch, sde, t_min, t_sampling, generator, x0.device)
     x_t, eta = sde.sample_marginal(x0, t, generator)
     std = expand_like(torch.sqrt(sde.xi(t)), x0)
     residual = std * score_model(x_t, t) + eta
-    per_sample = 0.5 * residual.pow(2).reshape(batch, -1).sum(dim=1)
+    flat = residual.reshape(batch, -1)
+    per_sample = 0.5 * flat.pow(2).sum(dim=1)
+    if zero_mode_weight:
+        per_sample = per_sample + 0.5 * zero_mode_weight * flat.sum(dim=1).pow(2) / flat.shape[1]
     return per_sample.mean() if reduction == "mean" else per_sample

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from lib.core.checks import NonFiniteError, require_batch, require_in_range, require_int, require_positive
+from lib.core.checks import (NonFiniteError, require_batch, require_in_range, require_int, require_nonnegative,
+                             require_positive)
 from lib.core.files import atomic_save
 from lib.diffusion.losses import T_SAMPLINGS, check_t_sampling, dsm_loss
 from lib.diffusion.sde import LinearDriftSDE
@@ -34,7 +35,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 #: layout of a checkpoint file; {"format", "sha256", "payload"}
 CHECKPOINT_FORMAT = 2
 _RESUME_FIELDS = ("lr", "batch_size", "augment_flip", "ema_decay", "t_min", "t_sampling", "lr_schedule",
-                  "keep_at")  # must match
+                  "keep_at", "zero_mode_weight")  # must match
 #: learning-rate schedules of train_score_model
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -65,6 +66,9 @@ class TrainConfig:
     # steps after which a copy of the sampling weights (EMA if kept) is kept in TrainResult.snapshots: the networks
     # of one run at several stages of training; strictly increasing, each >= 1 and at most the number of steps
     keep_at: tuple = ()
+    # extra weight of the residual's constant component (on a lattice the p = 0 mode, whose variance is the
+    # susceptibility) in the loss; >= 0; the minimiser stays the exact score (lib.diffusion.losses.dsm_loss)
+    zero_mode_weight: float = 0.0
 
     def __post_init__(self):
         _optional_count(self.n_steps, "n_steps")
@@ -100,6 +104,7 @@ class TrainConfig:
         if keep and self.n_steps is not None and keep[-1] > self.n_steps:
             raise ValueError(f"keep_at asks for step {keep[-1]}, beyond n_steps = {self.n_steps}")
         object.__setattr__(self, "keep_at", keep)
+        object.__setattr__(self, "zero_mode_weight", require_nonnegative(self.zero_mode_weight, "zero_mode_weight"))
 
 
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:
@@ -358,7 +363,8 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
             x0 = data[perm[pos:pos + config.batch_size]]
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(config, step, total)
-            loss = dsm_loss(model, sde, x0, generator, config.t_min, t_sampling=config.t_sampling)
+            loss = dsm_loss(model, sde, x0, generator, config.t_min, t_sampling=config.t_sampling,
+                            zero_mode_weight=config.zero_mode_weight)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise NonFiniteError(f"train_score_model: the loss became non-finite ({value}) at step {step + 1} "

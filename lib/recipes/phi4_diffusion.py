@@ -22,6 +22,8 @@ inverted).  Nothing is computed at import time.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import time
 import warnings
@@ -375,44 +377,57 @@ def effective_action(spec: DMSpec, lik: LikelihoodSpec, cache: ArtefactCache | N
 def book_specs(scale: str = "quick") -> dict:
     r"""The recipes of :doc:`/book/part3/phi4_diffusion` at ``scale`` ("quick" or "paper").
 
-    Keys: ``"k0.21"`` and ``"k0.4"`` (:class:`DMSpec` of the T5 and T2 models), ``"sample"``
-    (:class:`SampleSpec` used for both), ``"test-k0.21"`` (held-out HMC ensemble of the T5 lattice),
+    Keys: ``"k0.21"`` and ``"k0.4"`` (:class:`DMSpec` of the T5 and T2 models), ``"samples"`` (a
+    :class:`SampleSpec` per model, same keys), ``"test-k0.21"`` (held-out HMC ensemble of the T5 lattice),
     ``"small"`` (:class:`DMSpec` on :math:`8\times 8` at :math:`\kappa = 0.21`, for the effective action) and
     ``"likelihood"`` (:class:`LikelihoodSpec`).
 
-    Quick scale (a CPU, minutes): :math:`8\times 8` lattices, the small periodic CNN, 2048 generated
-    configurations with 100 stochastic Heun steps on the Karras grid (200 score evaluations).  Paper scale (a
-    GPU): :math:`32\times 32` with the
-    ensembles of :func:`lib.recipes.phi4_ensembles.book_specs` (2 x 12800 training configurations per phase), the U-Net
-    with channels (32, 64, 128, 256), batch 64 and learning rate :math:`10^{-3}` (arXiv:2309.17082), and
-    10240 configurations with 250 Heun steps.  The effective action uses the :math:`8\times 8` model at both
-    scales (an exact divergence needs :math:`L^2` vector-Jacobian products per evaluation).
+    Both scales are :math:`32\times 32`, trained on the ensembles of :func:`lib.recipes.phi4_ensembles.book_specs`
+    (two per phase: :math:`\kappa = 0.21` hot and cold starts, :math:`\kappa = 0.4` starts :math:`\phi_0` and
+    :math:`\phi_0/2`) and tested on the authors'-protocol ensemble at :math:`\kappa = 0.21`.
+
+    Quick scale (a CPU, minutes): a small U-Net, channels (8, 16, 32), 1500 steps of batch 32 (learning rate
+    :math:`2\times10^{-3}` with a cosine decay, EMA 0.99); at :math:`\kappa = 0.21`, whose table T5 is about the
+    :math:`p = 0` mode, 4000 steps and a zero-mode weight of 100 in the loss
+    (:func:`lib.diffusion.losses.dsm_loss`); and 50 stochastic Heun steps on the Karras grid (100
+    score evaluations): 1536 configurations at :math:`\kappa = 0.21` (a :math:`\chi_2` error below the paper's 0.10), 512 at
+    :math:`\kappa = 0.4`.  Paper scale (a GPU): the U-Net with channels (32, 64, 128, 256), batch 64 and learning
+    rate :math:`10^{-3}` (arXiv:2309.17082), 2 x 12800 training configurations per phase, and 10240 configurations
+    with 250 Heun steps.  The effective action uses the :math:`8\times 8` model at both scales (an exact
+    divergence needs :math:`L^2` vector-Jacobian products per evaluation).
     """
     if scale not in ("quick", "paper"):
         raise ValueError(f"scale must be 'quick' or 'paper', got {scale!r}")
     small = ens.small_specs()
     cnn = lattice_nets.LatticeNetConfig(kind="cnn", channels=(16, 16, 16), odd=True, group_norm=False)
     cpu_train = training.TrainConfig(n_steps=2000, lr=1e-3, batch_size=128, augment_flip=True, ema_decay=0.995)
-    dm_small = DMSpec((small["k0.21"],), cnn, cpu_train, seed=5021)
-    out = {"small": dm_small,
+    out = {"small": DMSpec((small["k0.21"],), cnn, cpu_train, seed=5021),
            "likelihood": LikelihoodSpec(small["k0.21-test"], n_configs=48, rtol=1e-3, atol=1e-3)}
+    big = ens.book_specs(scale)
+    phases = {"k0.21": (big["k0.21-hot"], big["k0.21-cold"]), "k0.4": (big["k0.4-cold"], big["k0.4-below"])}
+    out["test-k0.21"] = big["k0.21-authors"]
     if scale == "quick":
+        unet = lattice_nets.LatticeNetConfig(kind="unet", channels=(8, 16, 32), embed_dim=32, odd=True)
+        train = training.TrainConfig(n_steps=1500, lr=2e-3, batch_size=32, augment_flip=True, ema_decay=0.99,
+                                     lr_schedule="cosine")
+        # T5 is about the p = 0 mode (chi_2), one mode of 1024: longer training and a zero-mode weight of 100 in the
+        # loss (tools/experiments/README.md: without them chi_2 scatters between seeds by ~10%, 20% low at 4000 steps)
+        train_t5 = dataclasses.replace(train, n_steps=4000, zero_mode_weight=100.0)
         out.update({
-            "k0.21": dm_small,
-            "k0.4": DMSpec((small["k0.4-cold"], small["k0.4-below"]), cnn, cpu_train, seed=5040),
-            "test-k0.21": small["k0.21-test"],
-            "sample": SampleSpec(n_samples=2048, n_steps=100, batch=1024, record_every=2, seed=5100),
+            "k0.21": DMSpec(phases["k0.21"], unet, train_t5, seed=5121),
+            "k0.4": DMSpec(phases["k0.4"], unet, train, seed=5140),
+            "samples": {"k0.21": SampleSpec(n_samples=1536, n_steps=50, batch=256, record_every=5, seed=5100),
+                        "k0.4": SampleSpec(n_samples=512, n_steps=50, batch=256, record_every=5, seed=5101)},
         })
         return out
-    big = ens.book_specs("paper")
     unet = lattice_nets.LatticeNetConfig(kind="unet", channels=(32, 64, 128, 256), embed_dim=64, odd=True)
     # 25 epochs of the 2 x 12800 configurations, doubled by the flip, in batches of 64: 20000 steps, the authors' count
     # (250 epochs of 5120 configurations)
     gpu_train = training.TrainConfig(epochs=25, lr=1e-3, batch_size=64, augment_flip=True, ema_decay=0.999)
+    sample = SampleSpec(n_samples=10240, n_steps=250, batch=1024, record_every=5, seed=5300)
     out.update({
-        "k0.21": DMSpec((big["k0.21-hot"], big["k0.21-cold"]), unet, gpu_train, seed=5321),
-        "k0.4": DMSpec((big["k0.4-cold"], big["k0.4-below"]), unet, gpu_train, seed=5340),
-        "test-k0.21": big["k0.21-authors"],
-        "sample": SampleSpec(n_samples=10240, n_steps=250, batch=1024, record_every=5, seed=5300),
+        "k0.21": DMSpec(phases["k0.21"], unet, gpu_train, seed=5321),
+        "k0.4": DMSpec(phases["k0.4"], unet, gpu_train, seed=5340),
+        "samples": {"k0.21": sample, "k0.4": sample},
     })
     return out
