@@ -146,6 +146,26 @@ def _nbval_active(config) -> bool:
     return bool(getattr(config.option, "nbval", False) or getattr(config.option, "nbval_lax", False))
 
 
+# xdist distributions that keep every chapter on one worker (its cells share one kernel, in order).
+CHAPTER_PRESERVING_DIST = ("no", "loadfile", "loadscope")
+
+
+def pytest_configure(config):
+    """Refuse an xdist distribution that would split a chapter's cells between workers.
+
+    ``pytest --nbval book/ -n 2 --dist loadfile`` runs two chapters at once, each whole on one worker;
+    ``-n 2`` alone (xdist's default ``--dist load``) would hand the cells of one chapter to different kernels.
+    """
+    if not _nbval_active(config):
+        return
+    dist = getattr(config.option, "dist", "no")
+    if getattr(config.option, "numprocesses", None) and dist not in CHAPTER_PRESERVING_DIST:
+        raise pytest.UsageError(
+            f"pytest --nbval book/ with xdist needs --dist loadfile (or loadscope), got --dist {dist}: "
+            "a chapter's cells share one kernel and must run in order on one worker"
+        )
+
+
 def pytest_report_header(config):
     if not _nbval_active(config):
         return None

@@ -96,3 +96,20 @@ def test_every_citation_is_in_references_bib():
 def test_references_bib_has_unique_keys():
     keys = _BIB_KEY.findall(BIB.read_text(encoding="utf-8"))
     assert len(keys) == len(set(keys)), sorted({k for k in keys if keys.count(k) > 1})
+
+
+@pytest.mark.parametrize("dist, ok", [("load", False), ("worksteal", False), ("loadfile", True), ("loadscope", True)])
+def test_parallel_chapters_need_a_distribution_that_keeps_each_chapter_on_one_worker(dist, ok):
+    """`pytest --nbval book/ -n 2` must keep a chapter's cells on one worker (they share one kernel)."""
+    pytest.importorskip("xdist")
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "pytest", "--nbval", "book/", "-n", "2", "--dist", dist, "--collect-only", "-q",
+           "-p", "no:cacheprovider"]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if ok:
+        assert run.returncode == 0, run.stdout + run.stderr
+    else:
+        assert run.returncode != 0
+        assert f"needs --dist loadfile (or loadscope), got --dist {dist}" in run.stderr + run.stdout
