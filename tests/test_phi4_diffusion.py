@@ -197,3 +197,15 @@ def test_cumulants_from_power_records_and_kept_magnetisation(tmp_path):
     torch.testing.assert_close(m[-1], data["M"][-1].to(m.dtype))
     with pytest.raises(ValueError, match="chain ensemble"):
         pe.kept_magnetisation({"configs": data["configs"][0]})
+
+
+def test_generate_on_another_lattice_size(tmp_path):
+    """A CNN trained on 4 x 4 samples 8 x 8 configurations (lattice-size transfer), cached apart from the 4 x 4 ones."""
+    cache = ArtefactCache(tmp_path)
+    spec = tiny_dm()
+    small = dm.generate(spec, SAMPLE, cache)
+    big = dm.generate(spec, dm.SampleSpec(**{**SAMPLE.__dict__, "L": 8}), cache)
+    assert small["configs"].shape == (6, 4, 4) and big["configs"].shape == (6, 8, 8)
+    assert torch.isfinite(big["configs"]).all() and big["spectrum_sum"].shape[-2:] == (8, 8)
+    with pytest.raises(ValueError, match="L"):
+        dm.SampleSpec(n_samples=4, L=1)
