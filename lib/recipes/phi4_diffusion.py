@@ -265,13 +265,17 @@ def generate(spec: DMSpec, sample: SampleSpec, cache: ArtefactCache | None = Non
     """
     cache = ArtefactCache() if cache is None else cache
     device = torch.device("cpu" if device is None else device)
+    L = spec.params.L if sample.L is None else sample.L
+    if L % spec.net.period:
+        raise ValueError(f"the network ({spec.net.kind}, {spec.net.levels} levels) needs a lattice side divisible "
+                         f"by {spec.net.period}, got L = {L}")
     key = {"dm": spec, "sample": sample}
     stored = cache.load(KIND_SAMPLES, key)
     if stored is not None:
         return stored
     result, norm = trained_model(spec, cache, device=device, progress=progress)
     score = score_fn(result.sampling_model, chunk_size=None)
-    sde, L = forward_sde(spec), spec.params.L if sample.L is None else sample.L
+    sde = forward_sde(spec)
     n_batches = math.ceil(sample.n_samples / sample.batch)
     seeds = torch.randint(0, 2**62, (n_batches,), generator=make_generator(sample.seed)).tolist()
     start = time.perf_counter()

@@ -1,0 +1,107 @@
+r"""Lattice-size transfer: a score network trained on one lattice size samples configurations on others.
+
+The recipes of :doc:`/book/part3/lattice_transfer`.  The lattice score networks of
+:mod:`lib.diffusion.lattice_nets` are fully convolutional and periodic, so a network trained on
+:math:`L_\mathrm{train}\times L_\mathrm{train}` configurations can be applied unchanged to an :math:`L\times L`
+lattice (:class:`lib.recipes.phi4_diffusion.SampleSpec` with ``L``).  Whether the configurations it generates there
+follow the lattice action at that size is the question; the answer is compared against HMC ensembles at every size.
+
+Everything is a recipe of :mod:`lib.recipes.phi4_ensembles` (HMC) and :mod:`lib.recipes.phi4_diffusion` (training and
+sampling), so every artefact is cached by those modules.  Nothing is computed at import time.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from lib.diffusion import lattice_nets, training
+from lib.physics import phi4
+from lib.recipes import phi4_diffusion as dm
+from lib.recipes import phi4_ensembles as ens
+
+__all__ = ["PHASES", "L_TRAIN", "L_SAMPLE", "book_specs"]
+
+#: the two phases, by name: hopping parameter kappa at lambda = 0.022 (symmetric, broken)
+PHASES = {"k0.21": 0.21, "k0.4": 0.4}
+#: the training lattice sizes
+L_TRAIN = (8, 16)
+#: the lattice sizes the trained networks generate
+L_SAMPLE = (16, 32, 64)
+
+_LAMBDA = 0.022
+
+
+def _hmc_specs(L: int, scale: str) -> dict:
+    r"""The HMC ensembles of both phases at lattice size ``L``: the chapter's reference and training data.
+
+    :math:`L = 8` and :math:`L = 32` are the ensembles of :func:`lib.recipes.phi4_ensembles.small_specs` and
+    :func:`~lib.recipes.phi4_ensembles.book_specs` (shared with the other chapters, so cached once); other sizes use
+    the same HMC parameters as :math:`L = 32` (step sizes, trajectories, thinning every 4 trajectories, more than
+    :math:`2\tau_\mathrm{int}`).  Symmetric phase: hot and cold starts; broken phase: starts at the classical vacuum
+    :math:`\phi_0` and at :math:`\phi_0/2`, pooled with the flip :math:`\phi\to-\phi` in training.
+    """
+    if L == 8:
+        small = ens.small_specs()
+        return {"k0.21": (small["k0.21"], small["k0.21-test"]), "k0.4": (small["k0.4-cold"], small["k0.4-below"])}
+    if L == 32:
+        big = ens.book_specs(scale)
+        return {"k0.21": (big["k0.21-hot"], big["k0.21-cold"]), "k0.4": (big["k0.4-cold"], big["k0.4-below"])}
+    chains, traj = (128, 400) if scale == "paper" else (64, 320)
+    k021, k04 = (phi4.Phi4Params(L, PHASES[name], _LAMBDA) for name in ("k0.21", "k0.4"))
+    common = dict(n_therm=100, n_traj=traj, keep_every=4, n_chains=chains, n_steps=3)
+    seed = 60000 + 100 * L
+    return {
+        "k0.21": (ens.ChainSpec(k021, start="hot", seed=seed + 1, step=0.45, **common),
+                  ens.ChainSpec(k021, start="cold", seed=seed + 2, step=0.45, **common)),
+        "k0.4": (ens.ChainSpec(k04, start="cold", seed=seed + 3, step=0.25, **common),
+                 ens.ChainSpec(k04, start="cold", start_value=0.5 * phi4.classical_vacuum(k04), seed=seed + 4,
+                               step=0.25, **common)),
+    }
+
+
+def book_specs(scale: str = "quick") -> dict:
+    r"""The recipes of :doc:`/book/part3/lattice_transfer` at ``scale`` ("quick" or "paper").
+
+    Keys:
+
+    ``"hmc"``
+        ``{phase: {L: (ChainSpec, ChainSpec)}}`` for :math:`L \in \{8, 16, 32, 64\}`: the HMC ensembles (two starts
+        each) that train the networks (:math:`L = 8, 16`) and that every generated ensemble is compared with.
+    ``"models"``
+        ``{phase: {L_train: DMSpec}}``: the score network trained on the HMC ensembles at :math:`L_\mathrm{train}
+        \in \{8, 16\}` (:data:`L_TRAIN`).
+    ``"samples"``
+        ``{phase: {L: SampleSpec}}`` with ``SampleSpec.L = L`` for :math:`L \in \{8, 16, 32, 64\}`: the generated
+        ensembles on each lattice (each model samples its own :math:`L_\mathrm{train}` and :data:`L_SAMPLE`).
+
+    Quick scale (a CPU, minutes): the quick U-Net of :func:`lib.recipes.phi4_diffusion.book_specs`, channels
+    (8, 16, 32), odd, periodic, group norms; 1500 steps with a cosine decay of the learning rate
+    :math:`2\times 10^{-3}`, EMA 0.99, the flip augmentation, in batches of 64 (:math:`L = 8`) and 32
+    (:math:`L = 16`); 50 stochastic Heun steps on the Karras grid.  Generated configurations per lattice fall with
+    the cost of a network evaluation (proportional to :math:`L^2`): 512, 512, 256, 64 at :math:`\kappa = 0.21` and
+    256, 256, 128, 32 at :math:`\kappa = 0.4` for :math:`L = 8, 16, 32, 64`.  Paper scale (a GPU): the authors' U-Net
+    (32, 64, 128, 256), 20000 steps of batch 64, 250 Heun steps and 10240 configurations on every lattice.
+    """
+    if scale not in ("quick", "paper"):
+        raise ValueError(f"scale must be 'quick' or 'paper', got {scale!r}")
+    sizes = sorted({*L_TRAIN, *L_SAMPLE})
+    hmc_by_L = {L: _hmc_specs(L, scale) for L in sizes}
+    hmc = {phase: {L: hmc_by_L[L][phase] for L in sizes} for phase in PHASES}
+    if scale == "quick":
+        net = lattice_nets.LatticeNetConfig(kind="unet", channels=(8, 16, 32), embed_dim=32, odd=True)
+        base = training.TrainConfig(n_steps=1500, lr=2e-3, batch_size=32, augment_flip=True, ema_decay=0.99,
+                                    lr_schedule="cosine")
+        train = {8: dataclasses.replace(base, batch_size=64), 16: base}
+        counts = {"k0.21": {8: 512, 16: 512, 32: 256, 64: 64}, "k0.4": {8: 256, 16: 256, 32: 128, 64: 32}}
+        n_steps, batch = 50, 256
+    else:
+        net = lattice_nets.LatticeNetConfig(kind="unet", channels=(32, 64, 128, 256), embed_dim=64, odd=True)
+        base = training.TrainConfig(n_steps=20000, lr=1e-3, batch_size=64, augment_flip=True, ema_decay=0.999)
+        train = {8: base, 16: base}
+        counts = {phase: {L: 10240 for L in sizes} for phase in PHASES}
+        n_steps, batch = 250, 1024
+    models = {phase: {Lt: dm.DMSpec(hmc[phase][Lt], net, train[Lt], seed=7000 + 10 * Lt + i)
+                      for Lt in L_TRAIN} for i, phase in enumerate(PHASES)}
+    samples = {phase: {L: dm.SampleSpec(n_samples=counts[phase][L], n_steps=n_steps, batch=min(batch, counts[phase][L]),
+                                        record_every=n_steps, n_snapshots=0, L=L, seed=7100 + L + 1000 * i)
+                       for L in sizes} for i, phase in enumerate(PHASES)}
+    return {"hmc": hmc, "models": models, "samples": samples}
