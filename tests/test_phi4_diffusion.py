@@ -176,8 +176,13 @@ def test_book_specs_both_scales_and_paper_unet_smoke():
     for specs in (quick, paper):  # the papers' lattice at both scales; a U-Net (the whole lattice in view)
         assert specs["k0.21"].params.L == specs["k0.4"].params.L == 32 and specs["small"].params.L == 8
         assert specs["k0.21"].net.kind == specs["k0.4"].net.kind == "unet"
-        assert set(specs["samples"]) == {"k0.21", "k0.4"}
+        assert set(specs["samples"]) == {"k0.21", "k0.4", "k0.4-authors"}
         assert specs["test-k0.21"] not in specs["k0.21"].ensembles
+        # like-for-like T2: the T2 recipe on the authors'-protocol ensemble (one chain end per configuration)
+        authors = specs["k0.4-authors"]
+        assert authors.params == specs["k0.4"].params and len(authors.ensembles) == 1
+        assert isinstance(authors.ensembles[0], pe.ChainEndsSpec) and authors.net == specs["k0.4"].net
+    assert quick["k0.4-authors"].train == quick["k0.4"].train and paper["k0.4-authors"].train.n_steps == 20000
     assert paper["samples"]["k0.21"].n_samples >= 10_000 and paper["k0.21"].net.channels == (32, 64, 128, 256)
     assert sum(s.n_chains * (s.n_traj // s.keep_every) for s in paper["k0.21"].ensembles) >= 5120
     # the quick T5 row: enough configurations for a chi_2 error below the paper's 0.10 (chi_2 ~ 2.6, error ~ 2.5/sqrt(N))

@@ -381,8 +381,9 @@ def effective_action(spec: DMSpec, lik: LikelihoodSpec, cache: ArtefactCache | N
 def book_specs(scale: str = "quick") -> dict:
     r"""The recipes of :doc:`/book/part3/phi4_diffusion` at ``scale`` ("quick" or "paper").
 
-    Keys: ``"k0.21"`` and ``"k0.4"`` (:class:`DMSpec` of the T5 and T2 models), ``"samples"`` (a
-    :class:`SampleSpec` per model, same keys), ``"test-k0.21"`` (held-out HMC ensemble of the T5 lattice),
+    Keys: ``"k0.21"`` and ``"k0.4"`` (:class:`DMSpec` of the T5 and T2 models), ``"k0.4-authors"`` (the T2 model's
+    recipe trained on the authors'-protocol ensemble instead, for a like-for-like comparison with the paper's DM row),
+    ``"samples"`` (a :class:`SampleSpec` per model, same keys), ``"test-k0.21"`` (held-out HMC ensemble of the T5 lattice),
     ``"small"`` (:class:`DMSpec` on :math:`8\times 8` at :math:`\kappa = 0.21`, for the effective action) and
     ``"likelihood"`` (:class:`LikelihoodSpec`).
 
@@ -420,8 +421,10 @@ def book_specs(scale: str = "quick") -> dict:
         out.update({
             "k0.21": DMSpec(phases["k0.21"], unet, train_t5, seed=5121),
             "k0.4": DMSpec(phases["k0.4"], unet, train, seed=5140),
+            "k0.4-authors": DMSpec((big["k0.4-authors"],), unet, train, seed=5142),
             "samples": {"k0.21": SampleSpec(n_samples=1536, n_steps=50, batch=256, record_every=5, seed=5100),
-                        "k0.4": SampleSpec(n_samples=512, n_steps=50, batch=256, record_every=5, seed=5101)},
+                        "k0.4": SampleSpec(n_samples=512, n_steps=50, batch=256, record_every=5, seed=5101),
+                        "k0.4-authors": SampleSpec(n_samples=512, n_steps=50, batch=256, record_every=5, seed=5102)},
         })
         return out
     unet = lattice_nets.LatticeNetConfig(kind="unet", channels=(32, 64, 128, 256), embed_dim=64, odd=True)
@@ -429,9 +432,12 @@ def book_specs(scale: str = "quick") -> dict:
     # (250 epochs of 5120 configurations)
     gpu_train = training.TrainConfig(epochs=25, lr=1e-3, batch_size=64, augment_flip=True, ema_decay=0.999)
     sample = SampleSpec(n_samples=10240, n_steps=250, batch=1024, record_every=5, seed=5300)
+    # the authors' own budget on their ensemble: 20000 steps of batch 64
+    authors_train = dataclasses.replace(gpu_train, epochs=None, n_steps=20000)
     out.update({
         "k0.21": DMSpec(phases["k0.21"], unet, gpu_train, seed=5321),
         "k0.4": DMSpec(phases["k0.4"], unet, gpu_train, seed=5340),
-        "samples": {"k0.21": sample, "k0.4": sample},
+        "k0.4-authors": DMSpec((big["k0.4-authors"],), unet, authors_train, seed=5342),
+        "samples": {"k0.21": sample, "k0.4": sample, "k0.4-authors": sample},
     })
     return out
