@@ -10,11 +10,13 @@ from lib.recipes import phi4_ensembles as ens
 @pytest.mark.parametrize("scale", ["quick", "paper"])
 def test_the_two_models_differ_only_in_padding_and_oddness(scale):
     specs = ns.book_specs(scale)
-    ours, theirs = specs["models"]["periodic, odd"], specs["models"]["zero-padded, not odd"]
-    assert (ours.net.padding, ours.net.odd) == ("circular", True)
-    assert (theirs.net.padding, theirs.net.odd) == ("zeros", False)
-    assert dataclasses.replace(theirs, net=ours.net) == ours  # same data, training, seed, everything else
-    assert ours.ensembles == (specs["hmc"],) and not ours.train.augment_flip
+    for data, ensemble in (("long run", specs["hmc"]), ("authors' protocol", specs["authors"])):
+        ours, theirs = specs["models"][data, "periodic, odd"], specs["models"][data, "zero-padded, not odd"]
+        assert (ours.net.padding, ours.net.odd) == ("circular", True)
+        assert (theirs.net.padding, theirs.net.odd) == ("zeros", False)
+        assert dataclasses.replace(theirs, net=ours.net) == ours  # same data, training, seed, everything else
+        assert ours.ensembles == (ensemble,) and not ours.train.augment_flip
+    assert len(specs["models"]) == 4
     assert specs["hmc"].params == specs["authors"].params == ns.PARAMS
     assert isinstance(specs["authors"], ens.ChainEndsSpec) and specs["authors"].n_traj == 128
 

@@ -5,7 +5,7 @@ score network (zero-padded convolutions, no :math:`Z_2` symmetry) on an :math:`L
 :math:`\kappa = 0.27`, :math:`\lambda = 0.022`, just below the critical point, and reports a generated ensemble
 that prefers one vacuum.  Here one long HMC run at that point trains two networks that differ only in the two
 symmetries: ours (circular padding, exactly odd) and one of the authors' kind (zero padding, not odd), with the same
-data, architecture, seed and training budget.  Nothing is computed at import time.
+data, architecture, seed and training budget; once on the long run and once on the authors' protocol.  Nothing is computed at import time.
 """
 from __future__ import annotations
 
@@ -33,11 +33,12 @@ def book_specs(scale: str = "quick") -> dict:
 
     Keys: ``"hmc"`` (a :class:`~lib.recipes.phi4_ensembles.ChainSpec`: hot starts, Omelyan, a configuration kept
     every 20 trajectories of a long run), ``"authors"`` (a :class:`~lib.recipes.phi4_ensembles.ChainEndsSpec`: the
-    authors' protocol, one hot-started chain of 128 leapfrog trajectories per configuration), ``"models"`` (``{"periodic, odd": DMSpec, "zero-padded, not odd":
-    DMSpec}``: the same U-Net, seed and training, differing only in ``padding`` and ``odd``) and ``"sample"`` (one
-    :class:`~lib.recipes.phi4_diffusion.SampleSpec` for both).
+    authors' protocol, one hot-started chain of 128 leapfrog trajectories per configuration), ``"models"``
+    (``{(data, network): DMSpec}`` with data ``"long run"`` or ``"authors' protocol"`` and network ``"periodic, odd"`` or ``"zero-padded, not odd"``: the same U-Net, seed and
+    training, the two networks differing only in ``padding`` and ``odd``) and ``"sample"`` (one
+    :class:`~lib.recipes.phi4_diffusion.SampleSpec` for all four).
 
-    Neither model is trained with the flip augmentation: the authors' was not, and ours is odd, so that it could not
+    No model is trained with the flip augmentation: the authors' was not, and ours is odd, so that it could not
     change anything.  Quick scale: the quick U-Net of :func:`lib.recipes.phi4_diffusion.book_specs` (8, 16, 32),
     1500 steps of batch 32, 1024 generated configurations with 50 Heun steps.  Paper scale: the authors' U-Net
     (32, 64, 128, 256), 20000 steps of batch 64, 10240 configurations with 250 Heun steps.
@@ -57,8 +58,9 @@ def book_specs(scale: str = "quick") -> dict:
         train = training.TrainConfig(n_steps=1500, lr=2e-3, batch_size=32, augment_flip=False, ema_decay=0.99,
                                      lr_schedule="cosine")
         sample = dm.SampleSpec(n_samples=1024, n_steps=50, batch=256, record_every=50, n_snapshots=0, seed=2710)
-    authors_kind = dataclasses.replace(net, padding="zeros", odd=False)
+    nets = {"periodic, odd": net, "zero-padded, not odd": dataclasses.replace(net, padding="zeros", odd=False)}
+    data = {"long run": hmc, "authors' protocol": authors}
     return {"hmc": hmc, "authors": authors,
-            "models": {"periodic, odd": dm.DMSpec((hmc,), net, train, seed=2720),
-                       "zero-padded, not odd": dm.DMSpec((hmc,), authors_kind, train, seed=2720)},
+            "models": {(d, n): dm.DMSpec((ensemble,), cfg, train, seed=2720)
+                       for d, ensemble in data.items() for n, cfg in nets.items()},
             "sample": sample}
