@@ -156,6 +156,7 @@ def test_config_is_hashable_and_normalised():
     ({"embed_scale": float("nan")}, "embed_scale"),
     ({"activation": "relu6"}, "activation"),
     ({"odd": 1}, "odd"),
+    ({"padding": "reflect"}, "padding"),
 ])
 def test_bad_config_raises(kwargs, field):
     with pytest.raises(ValueError, match=field):
@@ -253,3 +254,21 @@ def test_without_group_norm_the_amplitude_is_seen():
     assert not torch.allclose(s2, s1, atol=1e-3)
     with pytest.raises(ValueError, match="group_norm"):
         LatticeNetConfig(group_norm="yes")
+
+
+@pytest.mark.parametrize("kind", ["cnn", "unet"])
+def test_zero_padding_breaks_translation_symmetry_only_at_the_edges(kind):
+    """With padding="zeros" (the authors' network) a shift no longer commutes with the network; away from the edges a
+    local CNN computes what the periodic one does, so the padding is the only change."""
+    x, t = _x((2, 16, 16)), _t(2)
+    periodic, zeros = _net(kind), _net(kind, padding="zeros")
+    for name, p in periodic.named_parameters():  # same weights: the padding is not a parameter
+        torch.testing.assert_close(p, dict(zeros.named_parameters())[name])
+    shift = (CONFIGS[kind].period, 0)
+    diff = zeros(torch.roll(x, shift, (-2, -1)), t) - torch.roll(zeros(x, t), shift, (-2, -1))
+    assert diff.abs().max() > 1e-3
+    assert not torch.allclose(zeros(x, t), periodic(x, t))
+    if kind == "cnn":  # without group norms (lattice-wide statistics) the CNN is a local stencil of radius
+        # 1 + 2 * 2 + 1 = 6: rows 6..9 of a 16-row lattice see no edge
+        local_p, local_z = _net(kind, group_norm=False), _net(kind, group_norm=False, padding="zeros")
+        torch.testing.assert_close(local_z(x, t)[..., 6:10, 6:10], local_p(x, t)[..., 6:10, 6:10], atol=1e-5, rtol=0)

@@ -10,6 +10,8 @@ the same shape.  Two architectures share one set of building blocks:
   ``(32, 64, 128, 256)``.
 
 Every convolution pads circularly (``padding_mode="circular"``), so the lattice is a torus and no site is special.
+``padding="zeros"`` pads with zeros instead, as the authors' network does: the lattice then has edges, and the network
+no longer commutes with translations (kept to show what that costs, :doc:`/book/part3/network_symmetry`).
 The time enters as in NCSN++ (Song et al. 2021): a Gaussian Fourier embedding :math:`e(t)`
 (:class:`lib.diffusion.nets.GaussianFourierEmbedding`) is passed through a dense layer and the activation,
 :math:`\\tau = \\phi(E\\,e(t) + c)`, and every residual block adds its own per-channel projection of it,
@@ -40,10 +42,12 @@ from lib.core.checks import require_int
 from lib.diffusion.nets import ACTIVATIONS, TimeConditionedScore, check_time_conditioning
 from lib.diffusion.sde import LinearDriftSDE
 
-__all__ = ["KINDS", "LatticeNetConfig", "LatticeScoreNet", "build_lattice_net"]
+__all__ = ["KINDS", "PADDINGS", "LatticeNetConfig", "LatticeScoreNet", "build_lattice_net"]
 
 #: the network kinds of :class:`LatticeNetConfig`
 KINDS = ("cnn", "unet")
+#: how the convolutions pad the lattice: periodic, or with zeros (edges, as in the authors' network)
+PADDINGS = ("circular", "zeros")
 
 _OUT_SCALE = 0.1  # the output convolution is drawn 10x smaller than the others: the initial score is close to 0
 _MAX_GROUPS = 32  # group normalisation: the most groups <= min(width // 4, 32) that divide the width (NCSN++)
@@ -63,6 +67,8 @@ class LatticeNetConfig:
     odd: bool = True  # antisymmetrise, s(-phi) = -s(phi) exactly (Z2 symmetry of the phi^4 action)
     group_norm: bool = True  # group norms in the residual blocks (Song et al.); they normalise each configuration,
     # which removes its overall amplitude from the features: switch off for small, nearly Gaussian lattices
+    padding: str = "circular"  # "circular" (periodic lattice, translation covariant) or "zeros" (the authors' choice:
+    # edges at the lattice boundary, no translation symmetry)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -76,6 +82,8 @@ class LatticeNetConfig:
         check_time_conditioning(self)
         if not isinstance(self.group_norm, bool):
             raise ValueError(f"group_norm must be True or False, got {self.group_norm!r}")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
 
     @property
     def levels(self) -> int:
@@ -88,9 +96,9 @@ class LatticeNetConfig:
         return 2 ** (self.levels - 1)
 
 
-def _conv(c_in: int, c_out: int, k: int, stride: int = 1, device=None) -> nn.Conv2d:
-    """A circularly padded ``k x k`` convolution (``L -> L / stride`` for ``L`` divisible by ``stride``)."""
-    return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, padding_mode="circular", device=device)
+def _conv(c_in: int, c_out: int, k: int, stride: int = 1, device=None, padding: str = "circular") -> nn.Conv2d:
+    """A ``k x k`` convolution padded circularly or with zeros (``L -> L / stride`` for ``L`` divisible by ``stride``)."""
+    return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, padding_mode=padding, device=device)
 
 
 def _group_norm(c: int, device=None, enabled: bool = True) -> nn.Module:
@@ -118,11 +126,12 @@ class _ResBlock(nn.Module):
     ``c_in -> c_out``."""
 
     def __init__(self, c_in: int, c_out: int, k: int, embed_dim: int, act: nn.Module, device=None,
-                 norm: bool = True):
+                 norm: bool = True, padding: str = "circular"):
         super().__init__()
         self.act = act
         self.norm1, self.norm2 = _group_norm(c_in, device, norm), _group_norm(c_out, device, norm)
-        self.conv1, self.conv2 = _conv(c_in, c_out, k, device=device), _conv(c_out, c_out, k, device=device)
+        self.conv1 = _conv(c_in, c_out, k, device=device, padding=padding)
+        self.conv2 = _conv(c_out, c_out, k, device=device, padding=padding)
         self.temb = nn.Linear(embed_dim, c_out, device=device)
         self.skip = None if c_in == c_out else nn.Conv2d(c_in, c_out, 1, device=device)
 
@@ -175,10 +184,11 @@ class LatticeScoreNet(TimeConditionedScore):
         meta = self.META
         k, e, ch = config.kernel_size, config.embed_dim, config.channels
         self.act = ACTIVATIONS[config.activation]()
-        self.conv_in = _conv(1, ch[0], k, device=meta)
+        pad = config.padding
+        self.conv_in = _conv(1, ch[0], k, device=meta, padding=pad)
 
         def block(a, b):
-            return _ResBlock(a, b, k, e, self.act, device=meta, norm=config.group_norm)
+            return _ResBlock(a, b, k, e, self.act, device=meta, norm=config.group_norm, padding=pad)
 
         if config.kind == "cnn":
             widths = (ch[0],) + ch
@@ -188,14 +198,14 @@ class LatticeScoreNet(TimeConditionedScore):
             self.enc = nn.ModuleList([block(ch[0], ch[0])])
             self.down = nn.ModuleList()
             for a, b in zip(ch[:-1], ch[1:]):
-                self.down.append(_conv(a, b, k, stride=2, device=meta))
+                self.down.append(_conv(a, b, k, stride=2, device=meta, padding=pad))
                 self.enc.append(block(b, b))
             self.mid = block(ch[-1], ch[-1])
-            self.up = nn.ModuleList(_conv(b, a, k, device=meta) for a, b in zip(ch[:-1], ch[1:]))
+            self.up = nn.ModuleList(_conv(b, a, k, device=meta, padding=pad) for a, b in zip(ch[:-1], ch[1:]))
             self.dec = nn.ModuleList(block(2 * a, a) for a in ch[:-1])
             c_last = ch[0]
         self.norm_out = _group_norm(c_last, meta, config.group_norm)
-        self.conv_out = _conv(c_last, 1, k, device=meta)
+        self.conv_out = _conv(c_last, 1, k, device=meta, padding=pad)
         self._initialise(generator)
 
     def reset_parameters(self, generator: torch.Generator) -> None:
