@@ -104,6 +104,21 @@ def test_cold_start_sits_in_the_classical_vacuum():
     assert torch.all(phi4.cold_start(symmetric, 2, value=0.5) == 0.5)
 
 
+@pytest.mark.parametrize("kappa", [0.21, 0.4, 1.0])
+def test_classical_susceptibility_is_the_inverse_curvature_of_the_constant_field_action(kappa):
+    p = phi4.Phi4Params(L=4, kappa=kappa, lam=0.022)
+    c0, h = phi4.classical_vacuum(p), 1e-3
+    s = [float(phi4.action(phi4.cold_start(p, 1, value=c0 + d), p)[0]) / p.volume for d in (-h, 0.0, h)]
+    curvature = (s[0] - 2 * s[1] + s[2]) / h**2  # u''(c0) by central differences of S/V on constant fields
+    assert phi4.classical_susceptibility(p) == pytest.approx(1.0 / curvature, rel=1e-5)
+
+
+def test_classical_susceptibility_refuses_a_flat_minimum():
+    lam = 0.022
+    with pytest.raises(ValueError, match="curvature"):
+        phi4.classical_susceptibility(phi4.Phi4Params(L=4, kappa=(1 - 2 * lam) / 4, lam=lam))
+
+
 def test_hot_start_is_standard_normal_and_follows_generator_device():
     p = phi4.Phi4Params(L=16, kappa=0.2, lam=0.022)
     phi = phi4.hot_start(p, 64, make_generator(3))
@@ -188,6 +203,10 @@ def test_magnetisation_summary_accounts_for_autocorrelation():
     assert abs(out["M"][0]) < 5 * exact_err
     assert out["chi2"][0] == pytest.approx(64 * 0.05**2, abs=5 * out["chi2"][1])
     assert abs(out["U_L"][0]) < 5 * out["U_L"][1]
+    # symmetric about 0: <|M|>^2 < <M>^2 + Var(M), so chi_|M| = V (<M^2> - <|M|>^2) is the fraction 1 - 2/pi of chi_2
+    assert out["chi2_abs"][0] == pytest.approx((1 - 2 / math.pi) * 64 * 0.05**2, abs=5 * out["chi2_abs"][1])
+    shifted = observables.magnetisation_summary(m + 3.0, 64, np.random.default_rng(7), n_boot=100)
+    assert shifted["chi2_abs"][0] == pytest.approx(shifted["chi2"][0], rel=1e-9)  # one sign: the two agree
     iid = observables.magnetisation_summary(m[:, 0], 64, np.random.default_rng(8), n_boot=100, block_length=1)
     assert iid["M"][1] < out["M"][1]  # naive error ignores autocorrelation
     with pytest.raises(ValueError, match="too short"):

@@ -36,7 +36,7 @@ from lib.diffusion.grids import TimeGrid
 from lib.diffusion.sde import LinearDriftSDE
 
 __all__ = ["Trajectory", "FlowResult", "em_step", "heun_step", "forward_em", "forward_marginals", "backward_solve", "backward_em",
-           "backward_em_variance", "probability_flow_ivp"]
+           "backward_em_variance", "backward_heun_variance", "probability_flow_ivp"]
 
 
 class Trajectory(NamedTuple):
@@ -271,6 +271,67 @@ def backward_em_variance(sde: LinearDriftSDE, precision: Callable, var_T: float,
         raise NonFiniteError(f"backward_em_variance: the variance became non-finite at step {step} "
                              f"(t = {float(grid[step - 1]):.6g})")
     return tg.t, torch.tensor(variances, dtype=torch.float64)
+
+
+def backward_heun_variance(sde: LinearDriftSDE, precision: Callable, var_T: float, grid: TimeGrid,
+                           probability_flow: bool = False) -> torch.Tensor:
+    """Exact variance of :func:`backward_solve` with ``method="heun"`` for a linear score :math:`s = -\\lambda(t)\\,x`.
+
+    The drift is then :math:`D(x, t) = c(t)\\,x` with :math:`c = k/2 - g^2\\lambda` (:math:`k/2 - g^2\\lambda/2` for the
+    probability flow), and a step of :func:`heun_step` from :math:`t` to :math:`t'` with :math:`h = t - t'` is
+    :math:`x' = A\\,x + B\\,w`, :math:`A = 1 + \\tfrac h2\\,[c(t) + c(t')(1 + c(t)h)]`, :math:`B = 1 + \\tfrac h2\\,c(t')`,
+    :math:`\\mathrm{Var}(w) = u(t) - u(t')` (0 for the probability flow).  So the second moment obeys
+    :math:`V' = A^2 V + B^2\\,\\mathrm{Var}(w)` from ``var_T``: what :func:`backward_solve` gives on ``grid`` for
+    infinitely many samples, without sampling noise.  The Heun counterpart of :func:`backward_em_variance`; for a
+    Gaussian target of variance :math:`v_0`, :math:`\\lambda = 1/(v_0 f^2 + \\Xi)`.  Used to choose the number of
+    steps in :doc:`/book/part3/deep_broken_phase`.
+
+    Parameters
+    ----------
+    sde : LinearDriftSDE
+    precision : callable
+        ``t -> lambda(t)``, called once with the float64 tensor of the grid's state times ``grid.t``; returns a
+        tensor of the same shape.
+    var_T : float
+        Second moment of ``x_T``; ``>= 0``.
+    grid : TimeGrid
+        A grid whose evaluation times are the states' times (:func:`lib.diffusion.grids.karras`,
+        :func:`lib.diffusion.grids.uniform_states`), as :func:`backward_solve` requires for Heun.
+
+    Returns
+    -------
+    torch.Tensor
+        float64, length ``n_steps + 1``: the variance at each state time ``grid.t``.
+    """
+    if not callable(precision):
+        raise ValueError(f"precision must be a callable t -> lambda(t), got {type(precision).__name__}")
+    if not isinstance(grid, TimeGrid):
+        raise ValueError(f"grid must be a lib.diffusion.grids.TimeGrid, got {type(grid).__name__}")
+    if grid.t_eval.tolist() != grid.t[:-1].tolist():
+        raise ValueError("stochastic Heun needs a grid whose evaluation times are the states' times "
+                         "(grids.uniform_states or grids.karras)")
+    var_T = float(var_T)
+    if not math.isfinite(var_T) or var_T < 0:
+        raise ValueError(f"var_T must be a finite variance >= 0, got {var_T!r}")
+    t = grid.t.to(torch.float64)
+    lam = torch.as_tensor(precision(t), dtype=torch.float64)
+    if lam.shape != t.shape:
+        raise ValueError(f"precision(t) must return a tensor of the shape of t {tuple(t.shape)}, got {tuple(lam.shape)}")
+    c = 0.5 * sde.k(t) - (0.5 if probability_flow else 1.0) * sde.g2(t) * lam
+    h = grid.h.to(torch.float64)
+    c0, c1 = c[:-1], c[1:]
+    a = 1.0 + 0.5 * h * (c0 + c1 * (1.0 + c0 * h))
+    b = 1.0 + 0.5 * h * c1
+    u = sde.u(t)
+    noise = torch.zeros_like(h) if probability_flow else (u[:-1] - u[1:]).clamp(min=0.0)  # as backward_solve
+    v, variances = var_T, [var_T]
+    for a_i, q_i in zip((a * a).tolist(), (b * b * noise).tolist()):
+        v = a_i * v + q_i
+        variances.append(v)
+    if not all(math.isfinite(x) for x in variances):
+        step = next(i for i, x in enumerate(variances) if not math.isfinite(x))
+        raise NonFiniteError(f"backward_heun_variance: the variance became non-finite at step {step}")
+    return torch.tensor(variances, dtype=torch.float64)
 
 
 class FlowResult(NamedTuple):

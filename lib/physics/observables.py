@@ -305,13 +305,19 @@ def _summary_statistic(volume: int):
             np.abs(m).mean(),
             volume * (mean_m2 - m.mean() ** 2),
             1.0 - (m2 * m2).mean() / (3.0 * mean_m2 ** 2),
+            volume * (mean_m2 - np.abs(m).mean() ** 2),
         ])
     return statistic
 
 
 def magnetisation_summary(m, volume: int, generator: np.random.Generator, n_boot: int = 500,
                           block_length: int | None = None) -> dict:
-    r""":math:`\langle M\rangle`, :math:`\langle|M|\rangle`, :math:`\chi_2` and :math:`U_L` with errors.
+    r""":math:`\langle M\rangle`, :math:`\langle|M|\rangle`, :math:`\chi_2`, :math:`U_L` and :math:`\chi_{|M|}` with errors.
+
+    :math:`\chi_2 = V(\langle M^2\rangle - \langle M\rangle^2)`; :math:`\chi_{|M|} = V(\langle M^2\rangle -
+    \langle|M|\rangle^2)` is the connected susceptibility of the broken phase (the fluctuations around the vacuum
+    of each configuration), which does not count the distance between the two vacua of a :math:`Z_2`-symmetric
+    ensemble.
 
     Errors come from a block bootstrap (:func:`lib.stats.bootstrap`): each chain is cut into
     blocks of ``block_length`` consecutive measurements (the remainder of a chain is dropped),
@@ -339,7 +345,7 @@ def magnetisation_summary(m, volume: int, generator: np.random.Generator, n_boot
     Returns
     -------
     dict
-        ``{"M": (est, err), "absM": ..., "chi2": ..., "U_L": ..., "tau_absM": TauInt,
+        ``{"M": (est, err), "absM": ..., "chi2": ..., "U_L": ..., "chi2_abs": ..., "tau_absM": TauInt,
         "tau_M2": TauInt, "block_length": int, "n_blocks": int}`` (the ``tau_*`` entries are
         None when ``block_length`` is given).
     """
@@ -367,7 +373,7 @@ def magnetisation_summary(m, volume: int, generator: np.random.Generator, n_boot
         )
     blocks = arr[: per_chain * block_length].T.reshape(n_blocks, block_length)
     est, err = stats.bootstrap(blocks, _summary_statistic(int(volume)), n_boot=n_boot, generator=generator)
-    names = ("M", "absM", "chi2", "U_L")
+    names = ("M", "absM", "chi2", "U_L", "chi2_abs")
     out = {name: (float(est[i]), float(err[i])) for i, name in enumerate(names)}
     out.update(tau_absM=tau_abs, tau_M2=tau_m2, block_length=block_length, n_blocks=n_blocks)
     return out

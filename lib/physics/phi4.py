@@ -207,6 +207,24 @@ def classical_vacuum(params: Phi4Params) -> float:
     return math.sqrt(-mass_term / (2.0 * params.lam))
 
 
+def classical_susceptibility(params: Phi4Params) -> float:
+    r"""Tree-level susceptibility: the inverse curvature of the constant-field action per site at its minimum.
+
+    For :math:`u(c) = (1 - 2\lambda - 4\kappa) c^2 + \lambda c^4` (:func:`classical_vacuum`) the zero mode
+    :math:`M` alone has the weight :math:`e^{-V u(M)}`; expanded to second order around the minimum :math:`c_0` this
+    gives :math:`\chi_2 = V\,\mathrm{Var}(M) = 1/u''(c_0)`: :math:`1/(2(1 - 2\lambda - 4\kappa))` in the
+    symmetric phase, :math:`1/(4(4\kappa - 1 + 2\lambda))` in the broken phase (connected, around one vacuum).
+    The leading term of the deep broken phase, where the fluctuations around the vacuum are narrow; undefined on
+    the classical critical line :math:`u''(c_0) = 0`.  See :doc:`/book/part3/deep_broken_phase`.
+    """
+    mass_term = 1.0 - 2.0 * params.lam - 4.0 * params.kappa
+    curvature = 2.0 * mass_term if classical_vacuum(params) == 0.0 else -4.0 * mass_term
+    if curvature <= 0.0:
+        raise ValueError(f"the constant-field action has no positive curvature at its minimum for {params} "
+                         f"(classical critical point or lambda = 0 in the broken phase)")
+    return 1.0 / curvature
+
+
 def cold_start(params: Phi4Params, n_chains: int, value: float | None = None,
                dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
     r"""Cold (ordered) start: :math:`\phi(x) = c` at every site.

@@ -203,7 +203,8 @@ def book_specs(scale: str = "quick") -> dict:
     Names: ``k0.21-hot``, ``k0.21-cold`` (symmetric phase, Table T5), ``k0.21-authors``;
     ``k0.4-cold``, ``k0.4-below`` (broken phase, equilibrium ensembles from the classical vacuum
     and from half of it), ``k0.4-hot`` (hot start, same HMC: trapped domain walls),
-    ``k0.4-authors`` (Table T2); ``k1.0-cold``, ``k1.0-hot``, ``k1.0-authors`` (pictures);
+    ``k0.4-authors`` (Table T2); ``k1.0-cold`` (the equilibrium ensemble of :doc:`/book/part3/deep_broken_phase`),
+    ``k1.0-hot``, ``k1.0-authors`` (pictures);
     ``free`` (:math:`\lambda = 0`, :math:`\kappa = 0.2`, test of the propagator).
     All on a 32 x 32 lattice with :math:`\lambda = 0.022` unless stated.  Steps: Omelyan with
     jitter 0.3; at :math:`\kappa = 0.4` the integrated autocorrelation times are about 1.2-1.4
@@ -231,7 +232,8 @@ def book_specs(scale: str = "quick") -> dict:
         "k0.4-hot": ChainSpec(k04, start="hot", seed=4003, step=0.25, n_steps=3, n_therm=0,
                               n_traj=3000 if paper else 1000, keep_every=50, n_chains=256 if paper else 64),
         "k0.4-authors": ChainEndsSpec(k04, n_configs=n_auth, seed=4004),
-        "k1.0-cold": ChainSpec(k10, start="cold", seed=1001, n_therm=50, n_traj=200, **pic),
+        "k1.0-cold": ChainSpec(k10, start="cold", seed=1001, step=0.12, n_steps=4, n_therm=100, n_traj=traj,
+                               keep_every=4, n_chains=chains),
         "k1.0-hot": ChainSpec(k10, start="hot", seed=1002, n_therm=0, n_traj=1000 if paper else 400, **pic),
         "k1.0-authors": ChainEndsSpec(k10, n_configs=16, seed=1003),
         "free": ChainSpec(phi4.Phi4Params(L, 0.2, 0.0), start="hot", seed=2001, step=0.6, n_steps=3,

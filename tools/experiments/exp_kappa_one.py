@@ -1,0 +1,43 @@
+"""Experiment (issue 12 item 4): the kappa = 1.0 model of deep_broken_phase.book_specs with another training budget,
+zero-mode weight and sampler; <|M|>, chi_|M| = V (<M^2> - <|M|>^2), the single-site variance about the
+configuration's mean and the M > 0 fraction of the generated configurations against the HMC training data.
+
+Usage: exp_kappa_one.py TRAIN_STEPS W HEUN_STEPS T_END [N_GEN] [SEED] [T_SAMPLING].  Environment: NT (torch threads, 1).
+"""
+import dataclasses, os, sys, time
+import numpy as np, torch
+from lib.infra.cache import ArtefactCache
+from lib.physics import observables as obs
+from lib.recipes import deep_broken_phase as db
+from lib.recipes import phi4_diffusion as dm
+
+torch.set_num_threads(int(os.environ.get("NT", "1")))
+steps, weight, heun, t_end = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+n_gen = int(sys.argv[5]) if len(sys.argv) > 5 else 256
+specs = db.book_specs("quick")
+spec = specs["model"]
+t_sampling = sys.argv[7] if len(sys.argv) > 7 else spec.train.t_sampling
+spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, n_steps=steps, zero_mode_weight=weight,
+                                                           t_sampling=t_sampling),
+                           seed=int(sys.argv[6]) if len(sys.argv) > 6 else spec.seed)
+sample = dataclasses.replace(specs["sample"], n_samples=n_gen, n_steps=heun, t_end=t_end)
+cache = ArtefactCache()
+t0 = time.perf_counter()
+dm.trained_model(spec, cache, progress=False)
+t1 = time.perf_counter()
+x = dm.generate(spec, sample, cache, progress=False)["configs"].double()
+t2 = time.perf_counter()
+hmc = dm.training_configs(spec, cache, progress=False).double()
+rng = np.random.default_rng(0)
+
+
+def row(x):
+    m = obs.magnetisation(x)
+    s = obs.magnetisation_summary(m, x.shape[-1] ** 2, generator=rng, block_length=1, n_boot=200)
+    site = float((x - m[:, None, None]).var())
+    return f"<|M|> {s['absM'][0]:.4f}({s['absM'][1]:.4f}) chi|M| {s['chi2_abs'][0]:.4f}({s['chi2_abs'][1]:.4f}) " \
+           f"site var {site:.5f} M>0 {float((m > 0).double().mean()):.3f}"
+
+
+print(f"steps {steps} w {weight:g} t_sampling {t_sampling} heun {heun} t_end {t_end:g} n_gen {n_gen} seed {spec.seed} train {t1 - t0:.0f} s "
+      f"sample {t2 - t1:.0f} s\n  DM:  {row(x)}\n  HMC: {row(hmc)}", flush=True)
