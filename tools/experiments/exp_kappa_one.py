@@ -2,7 +2,8 @@
 zero-mode weight and sampler; <|M|>, chi_|M| = V (<M^2> - <|M|>^2), the single-site variance about the
 configuration's mean and the M > 0 fraction of the generated configurations against the HMC training data.
 
-Usage: exp_kappa_one.py TRAIN_STEPS W HEUN_STEPS T_END [N_GEN] [SEED] [T_SAMPLING].  Environment: NT (torch threads, 1).
+Usage: exp_kappa_one.py TRAIN_STEPS W HEUN_STEPS T_END [N_GEN] [SEED] [T_SAMPLING].  Environment: NT (torch threads,
+1), GN=0 (the U-Net without group norms), BATCH (training batch size; default the recipe's).
 """
 import dataclasses, os, sys, time
 import numpy as np, torch
@@ -18,8 +19,11 @@ specs = db.book_specs("quick")
 spec = specs["model"]
 t_sampling = sys.argv[7] if len(sys.argv) > 7 else spec.train.t_sampling
 spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, n_steps=steps, zero_mode_weight=weight,
-                                                           t_sampling=t_sampling),
+                                                           t_sampling=t_sampling,
+                                                           batch_size=int(os.environ.get("BATCH", spec.train.batch_size))),
                            seed=int(sys.argv[6]) if len(sys.argv) > 6 else spec.seed)
+if os.environ.get("GN", "1") == "0":
+    spec = dataclasses.replace(spec, net=dataclasses.replace(spec.net, group_norm=False))
 sample = dataclasses.replace(specs["sample"], n_samples=n_gen, n_steps=heun, t_end=t_end)
 cache = ArtefactCache()
 t0 = time.perf_counter()
@@ -39,5 +43,5 @@ def row(x):
            f"site var {site:.5f} M>0 {float((m > 0).double().mean()):.3f}"
 
 
-print(f"steps {steps} w {weight:g} t_sampling {t_sampling} heun {heun} t_end {t_end:g} n_gen {n_gen} seed {spec.seed} train {t1 - t0:.0f} s "
+print(f"group norm {spec.net.group_norm} batch {spec.train.batch_size} steps {steps} w {weight:g} t_sampling {t_sampling} heun {heun} t_end {t_end:g} n_gen {n_gen} seed {spec.seed} train {t1 - t0:.0f} s "
       f"sample {t2 - t1:.0f} s\n  DM:  {row(x)}\n  HMC: {row(hmc)}", flush=True)
