@@ -46,7 +46,7 @@ __all__ = ["KINDS", "PADDINGS", "LatticeNetConfig", "LatticeScoreNet", "build_la
 
 #: the network kinds of :class:`LatticeNetConfig`
 KINDS = ("cnn", "unet")
-#: how the convolutions pad the lattice: periodic, or with zeros (edges, as in the authors' network)
+#: how the convolutions pad the lattice, "circular" (periodic) or "zeros" (edges, as in the authors' network)
 PADDINGS = ("circular", "zeros")
 
 _OUT_SCALE = 0.1  # the output convolution is drawn 10x smaller than the others: the initial score is close to 0

@@ -36,6 +36,7 @@ __all__ = [
     "hot_start",
     "cold_start",
     "classical_vacuum",
+    "classical_susceptibility",
     "symmetrise_z2",
     "free_propagator",
     "lattice_momenta",

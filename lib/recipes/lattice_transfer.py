@@ -20,7 +20,7 @@ from lib.recipes import phi4_ensembles as ens
 
 __all__ = ["PHASES", "L_TRAIN", "L_SAMPLE", "book_specs"]
 
-#: the two phases, by name: hopping parameter kappa at lambda = 0.022 (symmetric, broken)
+#: the two phases by name (symmetric, broken), each with its hopping parameter kappa at lambda = 0.022
 PHASES = {"k0.21": 0.21, "k0.4": 0.4}
 #: the training lattice sizes
 L_TRAIN = (8, 16)

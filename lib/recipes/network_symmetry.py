@@ -18,10 +18,10 @@ from lib.recipes import phi4_ensembles as ens
 
 __all__ = ["PARAMS", "AUTHORS_NOTEBOOK", "book_specs"]
 
-#: the lattice and couplings of the authors' notebook: L = 16, kappa = 0.27 (critical point near 0.2709), lambda = 0.022
+#: the lattice and couplings of the authors' notebook (L = 16, kappa = 0.27 with the critical point near 0.2709, lambda = 0.022)
 PARAMS = phi4.Phi4Params(16, 0.27, 0.022)
 
-#: the values printed by the authors' public notebook for arXiv:2309.17082 at PARAMS, as (value, error)
+#: the values printed by the authors' public notebook for arXiv 2309.17082 at PARAMS, as (value, error)
 AUTHORS_NOTEBOOK = {
     "HMC": {"M": (0.030, 0.007), "absM": (0.6593, 0.0033), "chi2": (139.4, 1.1)},
     "DM": {"M": (0.325, 0.022), "chi2": (124.9, 3.8)},
