@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/phi4_dm_cost.py [--scale quick|paper|both] [--train-steps 5] [--sample-batch 64]
-        [--threads 1] [--device cpu] [--authors]
+        [--threads 1] [--device cpu] [--authors] [--padding]
 
 For each scale of ``lib.recipes.phi4_diffusion.book_specs`` the script builds the network of the kappa = 0.4 model and
 measures, on this machine:
@@ -20,11 +20,13 @@ It prints the cost per configuration of each and their ratio.  The paper scale (
 GPU; on a CPU it is estimated from the measured fraction.
 
 With ``--authors`` it also measures, in the same run and at L = 32, the authors' configuration (arXiv:2309.17082: the
-U-Net with channels (32, 64, 128, 256) without the Z2 antisymmetrisation, batch 64, 20000 training steps, a 500-step
+U-Net with channels (32, 64, 128, 256), zero padding and no Z2 antisymmetrisation, batch 64, 20000 training steps, a 500-step
 Euler-Maruyama sampler) and prints, against the quick recipe of the book: configurations per second of one score
 evaluation (forward), training steps per second, and the cost of the T5 row (kappa = 0.21) at equal generated
 sample size (the quick recipe's); the authors' cost is extrapolated from their measured step times (tens of CPU hours;
-it is not run).  Back-link: book/part3/phi4_diffusion.md.  A script, not a
+it is not run).  With ``--padding`` it measures the quick T5 network with lib's circular padding
+(:class:`lib.diffusion.lattice_nets._CircularPad`, a cheaper backward pass with the same numbers) against torch's
+own.  Back-link: book/part3/phi4_diffusion.md.  A script, not a
 test (benchmarks print ratios against a reference measured in the same run).
 """
 from __future__ import annotations
@@ -96,14 +98,27 @@ def measure(scale: str, train_steps: int, sample_batch: int, device) -> dict:
 
 
 #: the authors' recipe (arXiv:2309.17082): network, batch, training steps, Euler-Maruyama steps
-AUTHORS_NET = lattice_nets.LatticeNetConfig(kind="unet", channels=(32, 64, 128, 256), embed_dim=64, odd=False)
+AUTHORS_NET = lattice_nets.LatticeNetConfig(kind="unet", channels=(32, 64, 128, 256), embed_dim=64, odd=False,
+                                            padding="zeros")
 AUTHORS_BATCH, AUTHORS_TRAIN_STEPS, AUTHORS_SAMPLER_STEPS = 64, 20000, 500
 
 
-def network_speed(config, L: int, train_batch: int, forward_batch: int, repeat: int, device) -> dict:
-    """Seconds per configuration of one score evaluation and per training step (batch ``train_batch``) at ``L``."""
+def torch_padding(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` with every convolution turned back into torch's own ``nn.Conv2d`` (its circular padding and backward)."""
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.__class__ = torch.nn.Conv2d
+    return net
+
+
+def network_speed(config, L: int, train_batch: int, forward_batch: int, repeat: int, device,
+                  reference_padding: bool = False) -> dict:
+    """Seconds per configuration of one score evaluation and per training step (batch ``train_batch``) at ``L``;
+    with ``reference_padding`` the network pads with torch's own circular padding (:func:`torch_padding`)."""
     sde = dm.forward_sde(dm.book_specs("quick")["k0.21"])
     net = lattice_nets.build_lattice_net(config, sde, generator=make_generator(0)).to(device)
+    if reference_padding:
+        torch_padding(net)
     gen = make_generator(1, device)
     x = torch.randn(forward_batch, L, L, generator=gen, device=device)
     data = 0.5 * torch.randn(train_batch, L, L, generator=gen, device=device)
@@ -119,7 +134,8 @@ def network_speed(config, L: int, train_batch: int, forward_batch: int, repeat: 
         loss.backward()
         opt.step()
 
-    return {"forward_per_config": _time(forward, 2) / forward_batch, "train_step": _time(train_step, repeat),
+    return {"forward_per_config": _time(forward, max(2, repeat // 4)) / forward_batch,
+            "train_step": _time(train_step, repeat),
             "parameters": sum(p.numel() for p in net.parameters())}
 
 
@@ -147,6 +163,21 @@ def against_authors(train_steps: int, forward_batch: int, device) -> None:
     print(f"  ratio authors' / ours: {theirs_s / ours_s:.0f}")
 
 
+def against_torch_padding(train_steps: int, forward_batch: int, device) -> None:
+    """Print the quick T5 network with lib's circular padding against torch's own, measured in this run."""
+    spec = dm.book_specs("quick")["k0.21"]
+    L = spec.params.L
+    ours = network_speed(spec.net, L, spec.train.batch_size, forward_batch, train_steps, device)
+    torchs = network_speed(spec.net, L, spec.train.batch_size, forward_batch, train_steps, device,
+                           reference_padding=True)
+    print(f"[circular padding: lib's backward against torch's] U-Net {spec.net.channels}, L = {L}")
+    for name, r in (("lib", ours), ("torch", torchs)):
+        print(f"  {name:6s} {1 / r['forward_per_config']:7.1f} configurations/s forward, "
+              f"{1 / r['train_step']:6.2f} training steps/s (batch {spec.train.batch_size})")
+    print(f"  ratio lib / torch: forward {torchs['forward_per_config'] / ours['forward_per_config']:.2f}x, "
+          f"training steps {torchs['train_step'] / ours['train_step']:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default="both", choices=["quick", "paper", "both"])
@@ -155,6 +186,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--authors", action="store_true", help="also compare the quick T5 recipe with the authors'")
+    parser.add_argument("--padding", action="store_true",
+                        help="also compare lib's circular padding with torch's own on the quick T5 network")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     scales = ["quick", "paper"] if args.scale == "both" else [args.scale]
@@ -171,6 +204,8 @@ def main() -> None:
               f"{(r['sample_per_config_ms'] + r['train_s'] * 1e3 / r['n_gen']) / r['hmc_per_config_ms']:.0f}")
     if args.authors:
         against_authors(args.train_steps, args.sample_batch, torch.device(args.device))
+    if args.padding:
+        against_torch_padding(args.train_steps, args.sample_batch, torch.device(args.device))
 
 
 if __name__ == "__main__":

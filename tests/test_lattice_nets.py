@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lib.core.random import make_generator
+from lib.diffusion import lattice_nets
 from lib.diffusion.lattice_nets import LatticeNetConfig, LatticeScoreNet, build_lattice_net
 from lib.diffusion.sde import ve, vp
 from lib.diffusion.training import dsm_loss
@@ -272,3 +273,54 @@ def test_zero_padding_breaks_translation_symmetry_only_at_the_edges(kind):
         # 1 + 2 * 2 + 1 = 6: rows 6..9 of a 16-row lattice see no edge
         local_p, local_z = _net(kind, group_norm=False), _net(kind, group_norm=False, padding="zeros")
         torch.testing.assert_close(local_z(x, t)[..., 6:10, 6:10], local_p(x, t)[..., 6:10, 6:10], atol=1e-5, rtol=0)
+
+
+# --- the circular padding's own backward pass: the same gradient as torch's, bit for bit ---------------------------
+def _bits(t):
+    return t.contiguous().view(torch.int32 if t.dtype == torch.float32 else torch.int64)
+
+
+@pytest.mark.parametrize("pad", [(1, 1, 1, 1), (2, 2, 2, 2), (1, 0, 2, 1), (0, 2, 0, 1)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_circular_pad_gradient_is_torchs_bit_for_bit(pad, dtype):
+    """Values spread over eight decades, so a sum grouped differently from torch's would show in the last bit."""
+    gen = make_generator(7)
+    for trial in range(20):
+        shape = (2, 3, 3 + trial % 5, 4 + trial % 3)
+        x = (torch.randn(shape, generator=gen, dtype=dtype)
+             * 10.0 ** torch.randint(-4, 4, shape, generator=gen)).requires_grad_()
+        y = torch.nn.functional.pad(x, pad, mode="circular")
+        g = torch.randn(y.shape, generator=gen, dtype=dtype) * 10.0 ** torch.randint(-4, 4, y.shape, generator=gen)
+        (expected,) = torch.autograd.grad(y, x, g)
+        y_ours = lattice_nets._CircularPad.apply(x, pad)
+        (got,) = torch.autograd.grad(y_ours, x, g)
+        assert torch.equal(y_ours, y)
+        assert torch.equal(_bits(got), _bits(expected)), (pad, shape)
+
+
+def test_circular_pad_has_a_second_derivative():
+    x = torch.randn(1, 2, 4, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(1, 2, 6, 7, dtype=torch.float64)
+    f = lambda x: (lattice_nets._CircularPad.apply(x, (1, 1, 1, 1)) ** 3 * w).sum()
+    assert torch.autograd.gradcheck(f, (x,)) and torch.autograd.gradgradcheck(f, (x,))
+
+
+@pytest.mark.parametrize("kind", ["cnn", "unet"])
+def test_training_is_the_same_as_with_torchs_circular_padding(kind, monkeypatch):
+    """Five Adam steps of the denoising loss give bit-identical weights with torch's own circular convolution."""
+    def train():
+        sde = ve(25.0)
+        net = _net(kind, sde)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        gen = make_generator(4)
+        for _ in range(5):
+            opt.zero_grad()
+            dsm_loss(net, sde, _x((8, 16, 16)), gen).backward()
+            opt.step()
+        return net.state_dict()
+
+    ours = train()
+    monkeypatch.setattr(lattice_nets._Conv2d, "_conv_forward", torch.nn.Conv2d._conv_forward)
+    torchs = train()
+    for name, value in ours.items():
+        assert torch.equal(_bits(value), _bits(torchs[name])), name
