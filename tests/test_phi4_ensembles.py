@@ -1,4 +1,6 @@
 """Tests of lib.recipes.phi4_ensembles (cached HMC ensembles) and lib.physics.observables.site_cumulant_ratios."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -93,6 +95,24 @@ def test_book_specs_and_bad_input():
         small_chain_spec(keep_every=0)
     with pytest.raises(ValueError, match="n_configs"):
         pe.ChainEndsSpec(P, n_configs=0, seed=1)
+
+
+def test_equilibrium_specs_are_the_same_run_at_every_lattice_size():
+    """The L = 32 ensembles of book_specs are equilibrium_specs(32); at another L only the lattice and seeds differ."""
+    for scale in ("quick", "paper"):
+        book = pe.book_specs(scale)
+        at32 = pe.equilibrium_specs(32, scale, seeds=(2101, 2102, 4001, 4002))
+        assert all(book[name] == spec for name, spec in at32.items())
+        at16 = pe.equilibrium_specs(16, scale, seeds=(1, 2, 3, 4))
+        for name, spec in at16.items():
+            assert spec.params.L == 16 and spec.params.kappa == at32[name].params.kappa
+            assert dataclasses.replace(spec, params=at32[name].params, seed=at32[name].seed,
+                                       start_value=at32[name].start_value) == at32[name]
+        assert at16["k0.4-below"].start_value == pytest.approx(0.5 * phi4.classical_vacuum(at16["k0.4-below"].params))
+    with pytest.raises(ValueError, match="seeds"):
+        pe.equilibrium_specs(16, "quick", seeds=(1, 2, 3))
+    with pytest.raises(ValueError, match="scale"):
+        pe.equilibrium_specs(16, "huge", seeds=(1, 2, 3, 4))
 
 
 def test_site_cumulant_ratios_two_peak_and_invariance():

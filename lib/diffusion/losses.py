@@ -15,10 +15,10 @@ support :math:`(t_{min}, T)` (it only changes the weight of each time), which is
 samples at small :math:`t`, where the uniform distribution leaves the score poorly determined.  Derived in
 :doc:`/book/part1/score_matching` (eq. ``eq-dsm-loss``).
 
-The same holds for any positive-definite metric in place of the Euclidean norm, :math:`\|r\|^2 \to r^T A r`: each
+The same holds for any positive-definite metric in place of the Euclidean norm, :math:`\\|r\\|^2 \\to r^T A r`: each
 component of the residual is still minimised by a conditional expectation.  ``zero_mode_weight`` :math:`w` uses
 :math:`A = 1 + w P_0`, with :math:`P_0` the projector on the constant configuration (all :math:`d` components
-equal), i.e. it adds :math:`\tfrac w2 (\sum_i r_i)^2 / d`.  On a lattice that is the :math:`p = 0` mode, whose
+equal), i.e. it adds :math:`\\tfrac w2 (\\sum_i r_i)^2 / d`.  On a lattice that is the :math:`p = 0` mode, whose
 variance is the susceptibility: with :math:`w = 0` it is one mode in :math:`d` and weighs :math:`1/d` of the loss.
 """
 from __future__ import annotations
@@ -90,8 +90,8 @@ def dsm_loss(score_model: Callable, sde: LinearDriftSDE, x0: torch.Tensor, gener
     t_sampling : {"uniform", "log-uniform", "mixture"}
         Distribution of the times, see :func:`sample_times`; ``"uniform"`` is the loss above.
     zero_mode_weight : float
-        Extra weight :math:`w \ge 0` of the residual's component along the constant configuration (the module
-        docstring): the loss per sample becomes :math:`\tfrac12 (\|r\|^2 + w (\sum_i r_i)^2 / d)` with :math:`d`
+        Extra weight :math:`w \\ge 0` of the residual's component along the constant configuration (the module
+        docstring): the loss per sample becomes :math:`\\tfrac12 (\\|r\\|^2 + w (\\sum_i r_i)^2 / d)` with :math:`d`
         the number of components.  The minimiser is still the exact score.
 
     Notes

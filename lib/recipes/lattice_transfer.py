@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 
 from lib.diffusion import lattice_nets, training
-from lib.physics import phi4
 from lib.recipes import phi4_diffusion as dm
 from lib.recipes import phi4_ensembles as ens
 
@@ -27,35 +26,25 @@ L_TRAIN = (8, 16)
 #: the lattice sizes the trained networks generate
 L_SAMPLE = (16, 32, 64)
 
-_LAMBDA = 0.022
-
 
 def _hmc_specs(L: int, scale: str) -> dict:
     r"""The HMC ensembles of both phases at lattice size ``L``: the chapter's reference and training data.
 
     :math:`L = 8` and :math:`L = 32` are the ensembles of :func:`lib.recipes.phi4_ensembles.small_specs` and
-    :func:`~lib.recipes.phi4_ensembles.book_specs` (shared with the other chapters, so cached once); other sizes use
-    the same HMC parameters as :math:`L = 32` (step sizes, trajectories, thinning every 4 trajectories, more than
-    :math:`2\tau_\mathrm{int}`).  Symmetric phase: hot and cold starts; broken phase: starts at the classical vacuum
-    :math:`\phi_0` and at :math:`\phi_0/2`, pooled with the flip :math:`\phi\to-\phi` in training.
+    :func:`~lib.recipes.phi4_ensembles.book_specs` (shared with the other chapters, so cached once); other sizes are
+    :func:`~lib.recipes.phi4_ensembles.equilibrium_specs`, the same HMC and run length as :math:`L = 32` (thinning
+    every 4 trajectories, more than :math:`2\tau_\mathrm{int}`).  Symmetric phase: hot and cold starts; broken
+    phase: starts at the classical vacuum :math:`\phi_0` and at :math:`\phi_0/2`, pooled with the flip
+    :math:`\phi\to-\phi` in training.
     """
     if L == 8:
         small = ens.small_specs()
         return {"k0.21": (small["k0.21"], small["k0.21-test"]), "k0.4": (small["k0.4-cold"], small["k0.4-below"])}
     if L == 32:
-        big = ens.book_specs(scale)
-        return {"k0.21": (big["k0.21-hot"], big["k0.21-cold"]), "k0.4": (big["k0.4-cold"], big["k0.4-below"])}
-    chains, traj = (128, 400) if scale == "paper" else (64, 320)
-    k021, k04 = (phi4.Phi4Params(L, PHASES[name], _LAMBDA) for name in ("k0.21", "k0.4"))
-    common = dict(n_therm=100, n_traj=traj, keep_every=4, n_chains=chains, n_steps=3)
-    seed = 60000 + 100 * L
-    return {
-        "k0.21": (ens.ChainSpec(k021, start="hot", seed=seed + 1, step=0.45, **common),
-                  ens.ChainSpec(k021, start="cold", seed=seed + 2, step=0.45, **common)),
-        "k0.4": (ens.ChainSpec(k04, start="cold", seed=seed + 3, step=0.25, **common),
-                 ens.ChainSpec(k04, start="cold", start_value=0.5 * phi4.classical_vacuum(k04), seed=seed + 4,
-                               step=0.25, **common)),
-    }
+        specs = ens.book_specs(scale)
+    else:
+        specs = ens.equilibrium_specs(L, scale, seeds=tuple(60000 + 100 * L + i for i in (1, 2, 3, 4)))
+    return {"k0.21": (specs["k0.21-hot"], specs["k0.21-cold"]), "k0.4": (specs["k0.4-cold"], specs["k0.4-below"])}
 
 
 def book_specs(scale: str = "quick") -> dict:

@@ -39,6 +39,7 @@ __all__ = [
     "run_chain_ends",
     "ensemble",
     "book_specs",
+    "equilibrium_specs",
     "small_specs",
     "load",
     "configurations",
@@ -197,6 +198,42 @@ def ensemble(spec, cache: ArtefactCache | None = None, progress: bool = False) -
     return cache.get_or_compute(kind, {"spec": spec}, lambda: runner(spec, progress=progress), seed=spec.seed)
 
 
+#: Omelyan step and steps per trajectory of the equilibrium ensembles at lambda = 0.022, by phase, the same at every
+#: lattice size (acceptances in :doc:`/book/part3/phi4_hmc`)
+_SYMMETRIC_HMC = dict(step=0.45, n_steps=3)
+_BROKEN_HMC = dict(step=0.25, n_steps=3)
+
+
+def _equilibrium_run(scale: str) -> dict:
+    """Chains, trajectories, thermalisation and thinning of an equilibrium ensemble at ``scale`` (quick: 64 chains x
+    320 trajectories; paper: 128 x 400 = 12800 configurations), one configuration kept every 4 trajectories."""
+    chains, traj = (128, 400) if scale == "paper" else (64, 320)
+    return dict(n_therm=100, n_traj=traj, keep_every=4, n_chains=chains)
+
+
+def equilibrium_specs(L: int, scale: str, seeds: tuple) -> dict:
+    r"""The four equilibrium ensembles of both phases on an :math:`L \times L` lattice (:math:`\lambda = 0.022`).
+
+    Names: ``k0.21-hot`` and ``k0.21-cold`` (symmetric phase, hot and cold starts), ``k0.4-cold`` and
+    ``k0.4-below`` (broken phase, starts at the classical vacuum :math:`\phi_0` and at :math:`\phi_0 / 2`), with
+    the four ``seeds`` in this order.  The same HMC and run length at every ``L``: the ensembles at :math:`L = 32`
+    in :func:`book_specs` and those of the lattice-size transfer (:mod:`lib.recipes.lattice_transfer`).
+    """
+    if scale not in ("quick", "paper"):
+        raise ValueError(f"scale must be 'quick' or 'paper', got {scale!r}")
+    if not isinstance(seeds, (tuple, list)) or len(seeds) != 4:
+        raise ValueError(f"seeds must be four seeds (k0.21-hot, k0.21-cold, k0.4-cold, k0.4-below), got {seeds!r}")
+    k021, k04 = phi4.Phi4Params(L, 0.21, 0.022), phi4.Phi4Params(L, 0.4, 0.022)
+    sym, brk = dict(**_SYMMETRIC_HMC, **_equilibrium_run(scale)), dict(**_BROKEN_HMC, **_equilibrium_run(scale))
+    return {
+        "k0.21-hot": ChainSpec(k021, start="hot", seed=seeds[0], **sym),
+        "k0.21-cold": ChainSpec(k021, start="cold", seed=seeds[1], **sym),
+        "k0.4-cold": ChainSpec(k04, start="cold", seed=seeds[2], **brk),
+        "k0.4-below": ChainSpec(k04, start="cold", start_value=0.5 * phi4.classical_vacuum(k04), seed=seeds[3],
+                                **brk),
+    }
+
+
 def book_specs(scale: str = "quick") -> dict:
     r"""The ensembles of :doc:`/book/part3/phi4_hmc` at ``scale`` ("quick" or "paper"), by name.
 
@@ -217,23 +254,19 @@ def book_specs(scale: str = "quick") -> dict:
     paper = scale == "paper"
     L, lam = 32, 0.022
     k021, k04, k10 = (phi4.Phi4Params(L, k, lam) for k in (0.21, 0.4, 1.0))
-    v04 = phi4.classical_vacuum(k04)
-    chains, traj = (128, 400) if paper else (64, 320)  # paper: 12800 configurations per ensemble
     n_auth = 10240 if paper else 256
-    sym = dict(step=0.45, n_steps=3, n_therm=100, n_traj=traj, keep_every=4, n_chains=chains)
-    brk = dict(step=0.25, n_steps=3, n_therm=100, n_traj=traj, keep_every=4, n_chains=chains)
     pic = dict(step=0.12, n_steps=4, n_chains=16, keep_every=50)
+    eq = equilibrium_specs(L, scale, seeds=(2101, 2102, 4001, 4002))
     return {
-        "k0.21-hot": ChainSpec(k021, start="hot", seed=2101, **sym),
-        "k0.21-cold": ChainSpec(k021, start="cold", seed=2102, **sym),
+        "k0.21-hot": eq["k0.21-hot"],
+        "k0.21-cold": eq["k0.21-cold"],
         "k0.21-authors": ChainEndsSpec(k021, n_configs=5120 if paper else n_auth, seed=2103),
-        "k0.4-cold": ChainSpec(k04, start="cold", seed=4001, **brk),
-        "k0.4-below": ChainSpec(k04, start="cold", start_value=0.5 * v04, seed=4002, **brk),
-        "k0.4-hot": ChainSpec(k04, start="hot", seed=4003, step=0.25, n_steps=3, n_therm=0,
+        "k0.4-cold": eq["k0.4-cold"],
+        "k0.4-below": eq["k0.4-below"],
+        "k0.4-hot": ChainSpec(k04, start="hot", seed=4003, **_BROKEN_HMC, n_therm=0,
                               n_traj=3000 if paper else 1000, keep_every=50, n_chains=256 if paper else 64),
         "k0.4-authors": ChainEndsSpec(k04, n_configs=n_auth, seed=4004),
-        "k1.0-cold": ChainSpec(k10, start="cold", seed=1001, step=0.12, n_steps=4, n_therm=100, n_traj=traj,
-                               keep_every=4, n_chains=chains),
+        "k1.0-cold": ChainSpec(k10, start="cold", seed=1001, step=0.12, n_steps=4, **_equilibrium_run(scale)),
         "k1.0-hot": ChainSpec(k10, start="hot", seed=1002, n_therm=0, n_traj=1000 if paper else 400, **pic),
         "k1.0-authors": ChainEndsSpec(k10, n_configs=16, seed=1003),
         "free": ChainSpec(phi4.Phi4Params(L, 0.2, 0.0), start="hot", seed=2001, step=0.6, n_steps=3,
@@ -250,8 +283,8 @@ def small_specs() -> dict:
     :doc:`/book/part3/phi4_hmc`), with the step sizes of the :math:`32 \times 32` ensembles.
     """
     k021, k04 = phi4.Phi4Params(8, 0.21, 0.022), phi4.Phi4Params(8, 0.4, 0.022)
-    sym = dict(step=0.45, n_steps=3, n_therm=100, n_traj=320, keep_every=4, n_chains=64)
-    brk = dict(step=0.25, n_steps=3, n_therm=100, n_traj=320, keep_every=4, n_chains=32)
+    sym = dict(**_SYMMETRIC_HMC, **_equilibrium_run("quick"))
+    brk = dict(**_BROKEN_HMC, **dict(_equilibrium_run("quick"), n_chains=32))
     return {
         "k0.21": ChainSpec(k021, start="hot", seed=8021, **sym),
         "k0.21-test": ChainSpec(k021, start="cold", seed=8022, **sym),
