@@ -5,9 +5,9 @@ configuration's mean and the M > 0 fraction of the generated configurations agai
 Usage: exp_kappa_one.py TRAIN_STEPS W HEUN_STEPS T_END [N_GEN] [SEED] [T_SAMPLING].  Environment: NT (torch threads,
 1), GN=0 (the U-Net without group norms), BATCH (training batch size; default the recipe's).
 """
-import dataclasses, os, sys, time
+import dataclasses, os, sys
 import numpy as np, torch
-from lib.infra.cache import ArtefactCache
+from _run import train_and_generate
 from lib.physics import observables as obs
 from lib.recipes import deep_broken_phase as db
 from lib.recipes import phi4_diffusion as dm
@@ -25,13 +25,7 @@ spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, n_steps=s
 if os.environ.get("GN", "1") == "0":
     spec = dataclasses.replace(spec, net=dataclasses.replace(spec.net, group_norm=False))
 sample = dataclasses.replace(specs["sample"], n_samples=n_gen, n_steps=heun, t_end=t_end)
-cache = ArtefactCache()
-t0 = time.perf_counter()
-dm.trained_model(spec, cache, progress=False)
-t1 = time.perf_counter()
-x = dm.generate(spec, sample, cache, progress=False)["configs"].double()
-t2 = time.perf_counter()
-hmc = dm.training_configs(spec, cache, progress=False).double()
+x, hmc, train_s, sample_s = train_and_generate(spec, sample)
 rng = np.random.default_rng(0)
 
 
@@ -43,5 +37,5 @@ def row(x):
            f"site var {site:.5f} M>0 {float((m > 0).double().mean()):.3f}"
 
 
-print(f"group norm {spec.net.group_norm} batch {spec.train.batch_size} steps {steps} w {weight:g} t_sampling {t_sampling} heun {heun} t_end {t_end:g} n_gen {n_gen} seed {spec.seed} train {t1 - t0:.0f} s "
-      f"sample {t2 - t1:.0f} s\n  DM:  {row(x)}\n  HMC: {row(hmc)}", flush=True)
+print(f"group norm {spec.net.group_norm} batch {spec.train.batch_size} steps {steps} w {weight:g} t_sampling {t_sampling} heun {heun} t_end {t_end:g} n_gen {n_gen} seed {spec.seed} train {train_s:.0f} s "
+      f"sample {sample_s:.0f} s\n  DM:  {row(x)}\n  HMC: {row(hmc)}", flush=True)

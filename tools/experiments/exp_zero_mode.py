@@ -3,9 +3,9 @@ zero-mode weight of the loss; chi_2, U_L, <phi^2> of the generated configuration
 
 Usage: exp_zero_mode.py SEED W [N_GEN] [N_STEPS].  Environment: NT (torch threads, 1).
 """
-import dataclasses, os, sys, time
+import dataclasses, os, sys
 import numpy as np, torch
-from lib.infra.cache import ArtefactCache
+from _run import train_and_generate
 from lib.recipes import phi4_diffusion as dm
 
 torch.set_num_threads(int(os.environ.get("NT", "1")))
@@ -18,13 +18,7 @@ if len(sys.argv) > 4:
     train = dataclasses.replace(train, n_steps=int(sys.argv[4]))
 spec = dataclasses.replace(spec, train=train, seed=seed)
 sample = dataclasses.replace(specs["samples"]["k0.21"], n_samples=n_gen)
-cache = ArtefactCache()
-t0 = time.perf_counter()
-dm.trained_model(spec, cache, progress=False)
-t1 = time.perf_counter()
-phi = dm.generate(spec, sample, cache, progress=False)["configs"].double()
-t2 = time.perf_counter()
-hmc = dm.training_configs(spec, cache, progress=False).double()
+phi, hmc, train_s, sample_s = train_and_generate(spec, sample)
 
 
 def summary(x):
@@ -40,6 +34,6 @@ def boot(x, nb=200):
 
 
 d, de, h, he = summary(phi), boot(phi), summary(hmc), boot(hmc)
-print(f"seed {seed} w {weight:g} steps {train.n_steps} n_gen {n_gen} train {t1 - t0:.0f} s sample {t2 - t1:.0f} s: "
+print(f"seed {seed} w {weight:g} steps {train.n_steps} n_gen {n_gen} train {train_s:.0f} s sample {sample_s:.0f} s: "
       + "  ".join(f"{n} {a:.4f}({ea:.4f}) vs {b:.4f}({eb:.4f})"
                   for n, a, ea, b, eb in zip(("chi2", "U_L", "phi2"), d, de, h, he)), flush=True)
