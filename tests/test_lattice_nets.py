@@ -324,3 +324,19 @@ def test_training_is_the_same_as_with_torchs_circular_padding(kind, monkeypatch)
     torchs = train()
     for name, value in ours.items():
         assert torch.equal(_bits(value), _bits(torchs[name])), name
+
+
+@pytest.mark.parametrize("kind", ["cnn", "unet"])
+def test_flow_jacobian_is_the_same_as_with_torchs_circular_padding(kind, monkeypatch):
+    """Under torch.func (vmap of jacrev, the exact Jacobian of lib.diffusion.flow_map) the gradient is torch's too."""
+    net = _net(kind, ve(25.0))
+    x = _x((3, 8, 8))
+
+    def jacobian():
+        def one(v):
+            return net(v.reshape(1, 8, 8), 0.3).reshape(64)
+        return torch.func.vmap(torch.func.jacrev(one))(x.reshape(3, 64))
+
+    ours = jacobian()
+    monkeypatch.setattr(lattice_nets._Conv2d, "_conv_forward", torch.nn.Conv2d._conv_forward)
+    assert torch.equal(_bits(ours), _bits(jacobian()))

@@ -105,13 +105,19 @@ class _CircularPad(torch.autograd.Function):
     so every sum is grouped as torch groups it and the gradient is the same bit for bit (tested against torch's in
     ``tests/test_lattice_nets.py``).  In a training step of the book's U-Net at :math:`L = 32` torch's version spends
     about a third of the time in these copies (``benchmarks/phi4_dm_cost.py --padding`` measures the ratio).
-    The backward is made of differentiable operations, so double backward works.
+    The backward is made of differentiable operations, so double backward works, and the function supports the
+    :mod:`torch.func` transforms (``vmap``, ``jacrev``: the flow's exact Jacobian in :mod:`lib.diffusion.flow_map`).
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, pad: tuple) -> torch.Tensor:
-        ctx.pad = pad
+    def forward(x: torch.Tensor, pad: tuple) -> torch.Tensor:
         return F.pad(x, pad, mode="circular")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.pad = inputs[1]
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
