@@ -23,6 +23,7 @@ loads this file.
 """
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from functools import lru_cache
@@ -37,6 +38,9 @@ from nbval.plugin import IPyNbCell, IPyNbFile, find_comment_markers, find_metada
 BOOK_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BOOK_DIR.parent
 TOC_PATH = REPO_ROOT / "_toc.yml"
+# Wall seconds of each chapter (one torch thread, cold cache): the order in which the chapters are handed out, the
+# longest first, so that with two workers no long chapter starts last.  A run of the whole book prints a fresh table.
+CHAPTER_SECONDS_PATH = BOOK_DIR / "chapter_seconds.json"
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|\Z)", re.DOTALL)
 _CODE_CELL = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*\{code-cell\}")
@@ -164,6 +168,11 @@ def pytest_configure(config):
             f"pytest --nbval book/ with xdist needs --dist loadfile (or loadscope), got --dist {dist}: "
             "a chapter's cells share one kernel and must run in order on one worker"
         )
+    # xdist would reorder the chapters by their number of cells; keep ours (longest first, see below)
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_ChapterClock(), "book-chapter-clock")
 
 
 def pytest_report_header(config):
@@ -190,19 +199,61 @@ def pytest_ignore_collect(collection_path, config):
     return None
 
 
+def chapter_seconds(path: Path = CHAPTER_SECONDS_PATH) -> dict[str, float]:
+    """The recorded wall seconds by chapter (path relative to the repository root); ``{}`` without the file."""
+    if not path.is_file():
+        return {}
+    try:
+        seconds = json.loads(path.read_text(encoding="utf-8"))["seconds"]
+        return {str(name): float(value) for name, value in seconds.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise pytest.UsageError(f"{path}: expected {{\"seconds\": {{chapter: seconds}}}}, cannot read it ({err})")
+
+
+def _chapter_name(path) -> str:
+    return Path(path).resolve().relative_to(REPO_ROOT).as_posix()
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """Run the chapters in table-of-contents order (each chapter's cells stay together, in order)."""
+    """Run the chapters longest first by their recorded seconds (a chapter without a record counts as the longest),
+    ties in table-of-contents order; each chapter's cells stay together, in order."""
     chapters = toc_notebook_chapters()
     position = {path: index for index, path in enumerate(chapters)}
+    seconds = chapter_seconds()
     cells = [item for item in items if isinstance(item, ChapterCell)]
     if not cells:
         return
 
     def key(item):
-        return position.get(item.path.resolve(), len(position)), str(item.path), item.cell_num
+        path = item.path.resolve()
+        return (-seconds.get(_chapter_name(path), float("inf")), position.get(path, len(position)), str(item.path),
+                item.cell_num)
 
     ordered = iter(sorted(cells, key=key))
     items[:] = [next(ordered) if isinstance(item, ChapterCell) else item for item in items]
+
+
+class _ChapterClock:
+    """Adds up each chapter's wall time (setup, call and teardown of its cells) and prints the table of
+    ``book/chapter_seconds.json`` at the end; registered in the controlling process only (with xdist the reports of
+    the workers arrive there)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report):
+        name = report.nodeid.split("::", 1)[0]
+        if name.endswith(".md"):
+            self.seconds[name] = self.seconds.get(name, 0.0) + report.duration
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not self.seconds:
+            return
+        measured = dict(sorted(self.seconds.items(), key=lambda kv: -kv[1]))
+        terminalreporter.write_sep("-", f"wall seconds per chapter (the table of {CHAPTER_SECONDS_PATH.name})")
+        for name, value in measured.items():
+            terminalreporter.write_line(f"{value:8.0f}  {name}")
+        terminalreporter.write_line(json.dumps({name: round(value) for name, value in measured.items()}))
 
 
 def pytest_collect_file(file_path, parent):

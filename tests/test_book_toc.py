@@ -5,6 +5,8 @@ and `pytest --nbval book/` only executes toc chapters that exist, so these fast 
 missing or mis-declared chapter fail `pytest tests/`.
 """
 import importlib.util
+import subprocess
+import sys
 import re
 from pathlib import Path
 
@@ -113,3 +115,25 @@ def test_parallel_chapters_need_a_distribution_that_keeps_each_chapter_on_one_wo
     else:
         assert run.returncode != 0
         assert f"needs --dist loadfile (or loadscope), got --dist {dist}" in run.stderr + run.stdout
+
+
+def test_every_chapter_has_a_recorded_time_and_the_longest_run_first():
+    """book/chapter_seconds.json orders the chapters for two workers; a chapter missing from it would run first, so a
+    new chapter must be added (a full run of pytest --nbval book/ prints the table)."""
+    seconds = collector.chapter_seconds()
+    names = {path.relative_to(ROOT).as_posix() for path in collector.toc_notebook_chapters(TOC)}
+    assert names == set(seconds), (sorted(names - set(seconds)), sorted(set(seconds) - names))
+    assert all(value >= 0 for value in seconds.values())
+    cmd = [sys.executable, "-m", "pytest", "--nbval", "book/", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    order = list(dict.fromkeys(line.split("::")[0] for line in run.stdout.splitlines() if ".md::" in line))
+    assert order == sorted(names, key=lambda name: (-seconds[name], ENTRIES.index(name[:-3]) if name[:-3] in ENTRIES
+                                                    else 0)), order
+
+
+def test_a_bad_chapter_seconds_file_names_itself(tmp_path):
+    bad = tmp_path / "chapter_seconds.json"
+    bad.write_text('{"book/part1/x.md": 3}')
+    with pytest.raises(pytest.UsageError, match="chapter_seconds.json"):
+        collector.chapter_seconds(bad)
+    assert collector.chapter_seconds(tmp_path / "absent.json") == {}
