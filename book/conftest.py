@@ -5,8 +5,11 @@ The chapters are MyST Markdown notebooks (``.md`` files with jupytext front matt
 adds a collector that
 
 - collects exactly the chapters listed in ``_toc.yml`` (at the repository root) that are MyST
-  notebooks with at least one code cell, in table-of-contents order; files under ``book/`` that
-  are not in the table of contents, plain Markdown pages and stray ``.ipynb`` files are ignored;
+  notebooks with at least one code cell; files under ``book/`` that are not in the table of
+  contents, plain Markdown pages and stray ``.ipynb`` files are ignored;
+- runs them longest first, by the wall seconds recorded in ``book/chapter_seconds.json`` (ties
+  in table-of-contents order), so that two xdist workers finish together, and prints a fresh
+  table of each chapter's seconds at the end of the run;
 - reads each chapter with ``jupytext.read`` (so what runs is exactly what Jupyter Book runs);
 - executes it cell by cell in a kernel of the *running* Python interpreter (nbval's
   ``--nbval-current-env`` kernel), with the chapter's directory as working directory, as

@@ -284,7 +284,7 @@ def small_specs() -> dict:
     """
     k021, k04 = phi4.Phi4Params(8, 0.21, 0.022), phi4.Phi4Params(8, 0.4, 0.022)
     sym = dict(**_SYMMETRIC_HMC, **_equilibrium_run("quick"))
-    brk = dict(**_BROKEN_HMC, **dict(_equilibrium_run("quick"), n_chains=32))
+    brk = dict(sym, **_BROKEN_HMC, n_chains=32)
     return {
         "k0.21": ChainSpec(k021, start="hot", seed=8021, **sym),
         "k0.21-test": ChainSpec(k021, start="cold", seed=8022, **sym),
