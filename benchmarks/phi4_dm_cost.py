@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/phi4_dm_cost.py [--scale quick|paper|both] [--train-steps 5] [--sample-batch 64]
-        [--threads 1] [--device cpu] [--authors] [--padding]
+        [--threads 1] [--device cpu] [--authors] [--padding] [--batch-scan]
 
 For each scale of ``lib.recipes.phi4_diffusion.book_specs`` the script builds the network of the kappa = 0.4 model and
 measures, on this machine:
@@ -26,7 +26,9 @@ evaluation (forward), training steps per second, and the cost of the T5 row (kap
 sample size (the quick recipe's); the authors' cost is extrapolated from their measured step times (tens of CPU hours;
 it is not run).  With ``--padding`` it measures the quick T5 network with lib's circular padding
 (:class:`lib.diffusion.lattice_nets._CircularPad`, a cheaper backward pass with the same numbers) against torch's
-own.  Back-link: book/part3/phi4_diffusion.md.  A script, not a
+own.  With ``--batch-scan`` it measures a score evaluation per configuration against the number of configurations
+per batch at L = 16, 32 and 64, and the speed of :func:`lib.recipes.phi4_diffusion.cpu_batch`'s batch against a
+batch of 256.  Back-link: book/part3/phi4_diffusion.md.  A script, not a
 test (benchmarks print ratios against a reference measured in the same run).
 """
 from __future__ import annotations
@@ -178,6 +180,27 @@ def against_torch_padding(train_steps: int, forward_batch: int, device) -> None:
           f"training steps {torchs['train_step'] / ours['train_step']:.2f}x")
 
 
+def batch_scan(repeat: int, device) -> None:
+    """Print the score evaluation of the quick T5 network per configuration at L = 16, 32, 64 and several batch
+    sizes, against a batch of 256 (the book's generation batch before :func:`lib.recipes.phi4_diffusion.cpu_batch`)."""
+    spec = dm.book_specs("quick")["k0.21"]
+    sde = dm.forward_sde(spec)
+    net = lattice_nets.build_lattice_net(spec.net, sde, generator=make_generator(0)).to(device)
+    print(f"[generation batch] U-Net {spec.net.channels}, one score evaluation, ms per configuration "
+          f"(best of {repeat}); cpu_batch(L) is the recipes' batch")
+    for L in (16, 32, 64):
+        batches = sorted({16, 64, 256, dm.cpu_batch(L)})
+        best = {}
+        with torch.no_grad():
+            for b in batches:
+                x = torch.randn(b, L, L, generator=make_generator(1, device), device=device)
+                n = max(1, 2**21 // (L * L * b))  # the same number of sites per timing
+                best[b] = min(_time(lambda: [net(x, 0.5) for _ in range(n)], 1) for _ in range(repeat)) / (n * b)
+        row = "  ".join(f"{b}: {1e3 * t:.2f}" for b, t in best.items())
+        print(f"  L = {L:2d}  {row}  ->  cpu_batch = {dm.cpu_batch(L)}: "
+              f"{best[256] / best[dm.cpu_batch(L)]:.2f}x the speed of batch 256")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default="both", choices=["quick", "paper", "both"])
@@ -186,6 +209,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--authors", action="store_true", help="also compare the quick T5 recipe with the authors'")
+    parser.add_argument("--batch-scan", action="store_true",
+                        help="score evaluations per configuration against the generation batch size")
     parser.add_argument("--padding", action="store_true",
                         help="also compare lib's circular padding with torch's own on the quick T5 network")
     args = parser.parse_args()
@@ -206,6 +231,8 @@ def main() -> None:
         against_authors(args.train_steps, args.sample_batch, torch.device(args.device))
     if args.padding:
         against_torch_padding(args.train_steps, args.sample_batch, torch.device(args.device))
+    if args.batch_scan:
+        batch_scan(3, torch.device(args.device))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ def test_every_model_and_sample_is_on_the_lattice_it_names(scale):
             assert all(L % model.net.period == 0 for L in sizes)  # the U-Net can run on every lattice
         for L, sample in specs["samples"][phase].items():
             assert sample.L == L and sample.n_samples >= 32
+            if scale == "quick":  # batches sized for one CPU thread's cache
+                assert sample.batch == min(dm.cpu_batch(L), sample.n_samples)
     seeds = [m.seed for p in specs["models"].values() for m in p.values()]
     assert len(set(seeds)) == len(seeds)
 

@@ -220,3 +220,17 @@ def test_generate_on_another_lattice_size(tmp_path):
     assert torch.isfinite(big["configs"]).all() and big["spectrum_sum"].shape[-2:] == (8, 8)
     with pytest.raises(ValueError, match="L"):
         dm.SampleSpec(n_samples=4, L=1)
+
+
+def test_cpu_batch_caps_the_sites_per_batch():
+    # at most 2^16 sites per batch (benchmarks/phi4_dm_cost.py --batch-scan), at most `cap` configurations, at least one
+    assert [dm.cpu_batch(L) for L in (8, 16, 32, 64, 128, 512)] == [256, 256, 64, 16, 4, 1]
+    assert dm.cpu_batch(8, cap=1024) == 1024 and dm.cpu_batch(32, cap=16) == 16
+    for L in (8, 16, 32, 64, 128):
+        assert dm.cpu_batch(L) * L * L <= dm.CPU_BATCH_SITES
+    quick = dm.book_specs("quick")
+    assert all(s.batch == dm.cpu_batch(quick["k0.21"].params.L) for s in quick["samples"].values())
+    with pytest.raises(ValueError, match="L"):
+        dm.cpu_batch(0)
+    with pytest.raises(ValueError, match="cap"):
+        dm.cpu_batch(32, cap=0)

@@ -65,7 +65,8 @@ def book_specs(scale: str = "quick") -> dict:
     Quick scale (a CPU, minutes): the quick U-Net of :func:`lib.recipes.phi4_diffusion.book_specs`, channels
     (8, 16, 32), odd, periodic, group norms; 1500 steps with a cosine decay of the learning rate
     :math:`2\times 10^{-3}`, EMA 0.99, the flip augmentation, in batches of 64 (:math:`L = 8`) and 32
-    (:math:`L = 16`); 50 stochastic Heun steps on the Karras grid.  Generated configurations per lattice fall with
+    (:math:`L = 16`); 50 stochastic Heun steps on the Karras grid, in batches of
+    :func:`lib.recipes.phi4_diffusion.cpu_batch`.  Generated configurations per lattice fall with
     the cost of a network evaluation (proportional to :math:`L^2`): 512, 512, 256, 64 at :math:`\kappa = 0.21` and
     256, 256, 128, 32 at :math:`\kappa = 0.4` for :math:`L = 8, 16, 32, 64`.  Paper scale (a GPU): the authors' U-Net
     (32, 64, 128, 256), 20000 steps of batch 64, 250 Heun steps and 10240 configurations on every lattice.
@@ -81,16 +82,16 @@ def book_specs(scale: str = "quick") -> dict:
                                     lr_schedule="cosine")
         train = {8: dataclasses.replace(base, batch_size=64), 16: base}
         counts = {"k0.21": {8: 512, 16: 512, 32: 256, 64: 64}, "k0.4": {8: 256, 16: 256, 32: 128, 64: 32}}
-        n_steps, batch = 50, 256
+        n_steps, batch = 50, {L: dm.cpu_batch(L) for L in sizes}
     else:
         net = lattice_nets.LatticeNetConfig(kind="unet", channels=(32, 64, 128, 256), embed_dim=64, odd=True)
         base = training.TrainConfig(n_steps=20000, lr=1e-3, batch_size=64, augment_flip=True, ema_decay=0.999)
         train = {8: base, 16: base}
         counts = {phase: {L: 10240 for L in sizes} for phase in PHASES}
-        n_steps, batch = 250, 1024
+        n_steps, batch = 250, {L: 1024 for L in sizes}
     models = {phase: {Lt: dm.DMSpec(hmc[phase][Lt], net, train[Lt], seed=7000 + 10 * Lt + i)
                       for Lt in L_TRAIN} for i, phase in enumerate(PHASES)}
-    samples = {phase: {L: dm.SampleSpec(n_samples=counts[phase][L], n_steps=n_steps, batch=min(batch, counts[phase][L]),
+    samples = {phase: {L: dm.SampleSpec(n_samples=counts[phase][L], n_steps=n_steps, batch=min(batch[L], counts[phase][L]),
                                         record_every=n_steps, n_snapshots=0, L=L, seed=7100 + L + 1000 * i)
                        for L in sizes} for i, phase in enumerate(PHASES)}
     return {"hmc": hmc, "models": models, "samples": samples}
