@@ -380,9 +380,9 @@ def effective_action(spec: DMSpec, lik: LikelihoodSpec, cache: ArtefactCache | N
 
 
 # --- the book's recipes -----------------------------------------------------------------------------------------
-#: lattice sites per batch of generated configurations up to which one CPU thread samples fastest: against a batch of
-#: 256, whose activations no longer fit the core's cache, a batch of 64 at L = 32 evaluates the score 1.2-1.6 times
-#: and one of 16 at L = 64 2.3 times as fast per configuration (``benchmarks/phi4_dm_cost.py --batch-scan``)
+#: the most lattice sites per batch of generated configurations at which one CPU thread still samples fastest; against
+#: a batch of 256, whose activations no longer fit the core's cache, a batch of 64 at L = 32 evaluates the score 1.2-1.6
+#: times and one of 16 at L = 64 2.3 times as fast per configuration (``benchmarks/phi4_dm_cost.py --batch-scan``)
 CPU_BATCH_SITES = 2**16
 
 
