@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/phi4_dm_cost.py [--scale quick|paper|both] [--train-steps 5] [--sample-batch 64]
+    .venv/bin/python benchmarks/phi4_dm_cost.py [--scale quick|paper|both] [--train-steps 5] [--sample-batch N]
         [--threads 1] [--device cpu] [--authors] [--padding] [--batch-scan]
 
 For each scale of ``lib.recipes.phi4_diffusion.book_specs`` the script builds the network of the kappa = 0.4 model and
@@ -53,7 +53,7 @@ def _time(fn, repeat: int) -> float:
     return (time.perf_counter() - start) / repeat
 
 
-def measure(scale: str, train_steps: int, sample_batch: int, device) -> dict:
+def measure(scale: str, train_steps: int, sample_batch: int | None, device) -> dict:
     specs = dm.book_specs(scale)
     spec, sample = specs["k0.4"], specs["samples"]["k0.4"]
     L = spec.params.L
@@ -73,6 +73,7 @@ def measure(scale: str, train_steps: int, sample_batch: int, device) -> dict:
     n_data = sum(s.n_chains * (s.n_traj // s.keep_every) for s in spec.ensembles)
     per_epoch = math.ceil(2 * n_data / spec.train.batch_size)  # flip augmentation doubles the data
     total_steps = spec.train.n_steps or spec.train.epochs * per_epoch
+    sample_batch = sample_batch or dm.cpu_batch(L)
     x = torch.randn(sample_batch, L, L, generator=gen, device=device)
 
     @torch.no_grad()
@@ -113,7 +114,7 @@ def torch_padding(net: torch.nn.Module) -> torch.nn.Module:
     return net
 
 
-def network_speed(config, L: int, train_batch: int, forward_batch: int, repeat: int, device,
+def network_speed(config, L: int, train_batch: int, forward_batch: int | None, repeat: int, device,
                   reference_padding: bool = False) -> dict:
     """Seconds per configuration of one score evaluation and per training step (batch ``train_batch``) at ``L``;
     with ``reference_padding`` the network pads with torch's own circular padding (:func:`torch_padding`)."""
@@ -122,6 +123,7 @@ def network_speed(config, L: int, train_batch: int, forward_batch: int, repeat: 
     if reference_padding:
         torch_padding(net)
     gen = make_generator(1, device)
+    forward_batch = forward_batch or dm.cpu_batch(L)
     x = torch.randn(forward_batch, L, L, generator=gen, device=device)
     data = 0.5 * torch.randn(train_batch, L, L, generator=gen, device=device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -141,7 +143,7 @@ def network_speed(config, L: int, train_batch: int, forward_batch: int, repeat: 
             "parameters": sum(p.numel() for p in net.parameters())}
 
 
-def against_authors(train_steps: int, forward_batch: int, device) -> None:
+def against_authors(train_steps: int, forward_batch: int | None, device) -> None:
     """Print our quick T5 recipe against the authors' at equal generated sample size, measured in this run."""
     specs = dm.book_specs("quick")
     spec, sample = specs["k0.21"], specs["samples"]["k0.21"]
@@ -165,7 +167,7 @@ def against_authors(train_steps: int, forward_batch: int, device) -> None:
     print(f"  ratio authors' / ours: {theirs_s / ours_s:.0f}")
 
 
-def against_torch_padding(train_steps: int, forward_batch: int, device) -> None:
+def against_torch_padding(train_steps: int, forward_batch: int | None, device) -> None:
     """Print the quick T5 network with lib's circular padding against torch's own, measured in this run."""
     spec = dm.book_specs("quick")["k0.21"]
     L = spec.params.L
@@ -205,7 +207,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default="both", choices=["quick", "paper", "both"])
     parser.add_argument("--train-steps", type=int, default=5)
-    parser.add_argument("--sample-batch", type=int, default=64)
+    parser.add_argument("--sample-batch", type=int, default=None,
+                        help="configurations per score evaluation (default: the book's, cpu_batch(L))")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--authors", action="store_true", help="also compare the quick T5 recipe with the authors'")
