@@ -21,6 +21,20 @@ def test_the_two_models_differ_only_in_padding_and_oddness(scale):
     assert isinstance(specs["authors"], ens.ChainEndsSpec) and specs["authors"].n_traj == 128
 
 
+@pytest.mark.parametrize("scale", ["quick", "paper"])
+def test_the_authors_training_generates_with_the_last_and_the_averaged_weights(scale):
+    specs = ns.book_specs(scale)
+    theirs, ours = specs["authors' training"], specs["models"]["long run", "periodic, odd"]
+    # the authors' network and optimiser: full resolution, zero padding, not odd; Adam at lr 1e-3, batch 64, constant
+    assert (theirs.net.kind, theirs.net.padding, theirs.net.odd) == ("cnn", "zeros", False)
+    assert (theirs.train.lr, theirs.train.batch_size, theirs.train.lr_schedule) == (1e-3, 64, "constant")
+    assert theirs.ensembles == (specs["authors"],) and not theirs.train.augment_flip
+    assert theirs.train.n_steps == ours.train.n_steps and theirs.train.ema_decay == ours.train.ema_decay
+    last, averaged = specs["sample, last weights"], specs["sample"]
+    assert (last.weights, averaged.weights) == ("last", "sampling")
+    assert dataclasses.replace(last, weights="sampling") == averaged
+
+
 def test_bad_scale():
     with pytest.raises(ValueError, match="scale"):
         ns.book_specs("gpu")

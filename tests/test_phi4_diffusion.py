@@ -57,6 +57,8 @@ def test_specs_validate():
         dm.SampleSpec(n_samples=4, spacing="log")
     with pytest.raises(ValueError, match="snapshot_times"):
         dm.SampleSpec(n_samples=4, snapshot_times=(1.5,))
+    with pytest.raises(ValueError, match="weights"):
+        dm.SampleSpec(n_samples=4, weights="ema")
     with pytest.raises(ValueError, match="method"):
         dm.LikelihoodSpec(chain(), method="trace")
     with pytest.raises(ValueError, match="scale"):
@@ -99,6 +101,23 @@ def test_generate_shapes_units_and_cache(tmp_path):
                      cache)
     assert em["configs"].shape == (3, 4, 4) and em["snapshots"].shape == (5, 1, 4, 4)
     torch.testing.assert_close(em["snapshots"][-1], em["configs"][:1])
+
+
+def test_generate_with_the_last_weights(tmp_path, monkeypatch):
+    """weights="last" generates with TrainResult.model, the default with the moving average (one training for both)."""
+    cache = ArtefactCache(tmp_path)
+    spec = tiny_dm()
+    result, _ = dm.trained_model(spec, cache)
+    used = []
+    original = dm.score_fn
+    monkeypatch.setattr(dm, "score_fn", lambda model, **kw: used.append(model) or original(model, **kw))
+    last = dm.generate(spec, dm.SampleSpec(n_samples=4, n_steps=4, batch=4, n_snapshots=0, weights="last"), cache)
+    averaged = dm.generate(spec, dm.SampleSpec(n_samples=4, n_steps=4, batch=4, n_snapshots=0), cache)
+    assert [m.state_dict().keys() == result.model.state_dict().keys() for m in used] == [True, True]
+    torch.testing.assert_close(used[0].state_dict(), result.model.state_dict())
+    torch.testing.assert_close(used[1].state_dict(), result.ema.state_dict())
+    assert not torch.equal(result.model.conv_out.weight, result.ema.conv_out.weight)
+    assert not torch.equal(last["configs"], averaged["configs"])  # the same noise, different weights
 
 
 def _interrupt_at_second_batch(monkeypatch, spec, cache):

@@ -5,7 +5,10 @@ score network (zero-padded convolutions, no :math:`Z_2` symmetry) on an :math:`L
 :math:`\kappa = 0.27`, :math:`\lambda = 0.022`, just below the critical point, and reports a generated ensemble
 that prefers one vacuum.  Here one long HMC run at that point trains two networks that differ only in the two
 symmetries: ours (circular padding, exactly odd) and one of the authors' kind (zero padding, not odd), with the same
-data, architecture, seed and training budget; once on the long run and once on the authors' protocol.  Nothing is computed at import time.
+data, architecture, seed and training budget; once on the long run and once on the authors' protocol.  Then the
+network of the authors' kind is trained the authors' way (their notebook's full-resolution network, Adam at a constant
+learning rate), and generates once with the last weights of training, as they did, and once with the weights averaged.
+Nothing is computed at import time.
 """
 from __future__ import annotations
 
@@ -35,13 +38,21 @@ def book_specs(scale: str = "quick") -> dict:
     every 20 trajectories of a long run), ``"authors"`` (a :class:`~lib.recipes.phi4_ensembles.ChainEndsSpec`: the
     authors' protocol, one hot-started chain of 128 leapfrog trajectories per configuration), ``"models"``
     (``{(data, network): DMSpec}`` with data ``"long run"`` or ``"authors' protocol"`` and network ``"periodic, odd"`` or ``"zero-padded, not odd"``: the same U-Net, seed and
-    training, the two networks differing only in ``padding`` and ``odd``) and ``"sample"`` (one
-    :class:`~lib.recipes.phi4_diffusion.SampleSpec` for all four).
+    training, the two networks differing only in ``padding`` and ``odd``), ``"authors' training"`` (a DMSpec: the
+    network of the authors' kind as their notebook has it, convolutions at the full resolution (``kind="cnn"``), zero
+    padding, not odd, trained on the authors' protocol with their optimiser, Adam at a constant learning rate of 1e-3
+    and batch 64; the moving average of the weights is kept beside them, as for every other model of the book, and
+    does not change the training), ``"sample"`` (one :class:`~lib.recipes.phi4_diffusion.SampleSpec` for all five
+    models: the averaged weights generate) and ``"sample, last weights"`` (the same with the weights of the last
+    training step, as the authors generated).
 
     No model is trained with the flip augmentation: the authors' was not, and ours is odd, so that it could not
     change anything.  Quick scale: the quick U-Net of :func:`lib.recipes.phi4_diffusion.book_specs` (8, 16, 32),
     1500 steps of batch 32, 1024 generated configurations with 50 Heun steps.  Paper scale: the authors' U-Net
-    (32, 64, 128, 256), 20000 steps of batch 64, 10240 configurations with 250 Heun steps.
+    (32, 64, 128, 256), 20000 steps of batch 64, 10240 configurations with 250 Heun steps.  The authors' training:
+    the CNN (16, 16, 16) for 1500 steps at the quick scale; at the paper scale the widths of the authors' network,
+    (32, 64, 128, 256), for 20000 steps; its average of the weights decays as the other models' (0.99 quick, 0.999
+    paper).
     """
     if scale not in ("quick", "paper"):
         raise ValueError(f"scale must be 'quick' or 'paper', got {scale!r}")
@@ -60,7 +71,12 @@ def book_specs(scale: str = "quick") -> dict:
         sample = dm.SampleSpec(n_samples=1024, n_steps=50, batch=256, record_every=50, n_snapshots=0, seed=2710)
     nets = {"periodic, odd": net, "zero-padded, not odd": dataclasses.replace(net, padding="zeros", odd=False)}
     data = {"long run": hmc, "authors' protocol": authors}
+    flat = lattice_nets.LatticeNetConfig(kind="cnn", channels=(32, 64, 128, 256) if paper else (16, 16, 16),
+                                         embed_dim=net.embed_dim, odd=False, padding="zeros")
+    theirs = training.TrainConfig(n_steps=train.n_steps, lr=1e-3, batch_size=64, augment_flip=False,
+                                  ema_decay=train.ema_decay)
     return {"hmc": hmc, "authors": authors,
             "models": {(d, n): dm.DMSpec((ensemble,), cfg, train, seed=2720)
                        for d, ensemble in data.items() for n, cfg in nets.items()},
-            "sample": sample}
+            "authors' training": dm.DMSpec((authors,), flat, theirs, seed=2720),
+            "sample": sample, "sample, last weights": dataclasses.replace(sample, weights="last")}
