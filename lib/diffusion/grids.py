@@ -23,7 +23,6 @@ Derived in :doc:`/book/part1/score_matching` and compared in :doc:`/book/part2/t
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch

@@ -3,7 +3,8 @@
 The loss is :func:`lib.diffusion.losses.dsm_loss`.  All randomness (batches, times, noise) comes from one
 explicit ``torch.Generator``; the loop saves checkpoints from which an interrupted run continues bit for bit.
 Derived in :doc:`/book/part1/score_matching`; the training of the two-peak model in :doc:`/book/part2/two_peak`.
-A trained network kept in the artefact cache is a recipe: :func:`lib.recipes.cached_training.trained_score_model`.
+A trained network kept in the store of trained networks or the artefact cache is a recipe:
+:func:`lib.recipes.pipelines.trained_networks.trained`.
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = 2
 _RESUME_FIELDS = ("lr", "batch_size", "augment_flip", "ema_decay", "t_min", "t_sampling", "lr_schedule",
                   "keep_at", "zero_mode_weight")  # must match
+#: steps over which the mean loss is compared with the first step's (TrainConfig.max_loss_growth)
+DIVERGENCE_WINDOW = 100
 #: learning-rate schedules of train_score_model
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -60,8 +63,9 @@ class TrainConfig:
     # learning rate at each step: "constant" (lr throughout) or "cosine" (from lr down to 0 at the last step)
     lr_schedule: str = "constant"
     checkpoint_every: int = 1000  # steps between checkpoints (when a checkpoint_dir is given); >= 1
-    # stop with TrainingDiverged when the mean loss of 100 steps exceeds this factor times the loss of the first step
-    # (the untrained network): a diverging run, e.g. a learning rate far too large; None: never
+    # stop with TrainingDiverged when the mean loss of the last 100 steps (of all steps, before the 100th) exceeds
+    # this factor times the loss of the first step (the untrained network), checked after every step: a diverging
+    # run, e.g. a learning rate far too large; None: never
     max_loss_growth: float | None = 1e4
     # steps after which a copy of the sampling weights (EMA if kept) is kept in TrainResult.snapshots: the networks
     # of one run at several stages of training; strictly increasing, each >= 1 and at most the number of steps
@@ -69,6 +73,9 @@ class TrainConfig:
     # extra weight of the residual's constant component (on a lattice the p = 0 mode, whose variance is the
     # susceptibility) in the loss; >= 0; the minimiser stays the exact score (lib.diffusion.losses.dsm_loss)
     zero_mode_weight: float = 0.0
+    # keep the weights of the last step beside the moving average (TrainResult.model) when the trained network is
+    # stored (lib.recipes.pipelines.trained_networks); False: only the averaged weights, which generate, are kept
+    keep_last: bool = False
 
     def __post_init__(self):
         _optional_count(self.n_steps, "n_steps")
@@ -105,6 +112,8 @@ class TrainConfig:
             raise ValueError(f"keep_at asks for step {keep[-1]}, beyond n_steps = {self.n_steps}")
         object.__setattr__(self, "keep_at", keep)
         object.__setattr__(self, "zero_mode_weight", require_nonnegative(self.zero_mode_weight, "zero_mode_weight"))
+        if not isinstance(self.keep_last, bool):
+            raise ValueError(f"keep_last must be True or False, got {self.keep_last!r}")
 
 
 def learning_rate(config: TrainConfig, step: int, total: int) -> float:
@@ -121,19 +130,23 @@ def learning_rate(config: TrainConfig, step: int, total: int) -> float:
 
 @dataclass
 class TrainResult:
-    """Outcome of :func:`train_score_model`, and of a cached training (:mod:`lib.recipes.cached_training`).
+    """Outcome of :func:`train_score_model`, and of a stored training (:mod:`lib.recipes.pipelines.trained_networks`).
 
-    The same fields whether the network was just trained or read back from the artefact cache.
+    The same fields whether the network was just trained or read back from the store or the artefact cache.
     """
 
-    model: nn.Module  # the trained network (last weights)
+    model: nn.Module | None  # the trained network (last weights); None when a stored network did not keep them
     ema: nn.Module | None  # copy of the network holding the moving average of the weights; None without EMA
     losses: torch.Tensor  # float64 tensor (n_steps,): the loss of every step
-    wall_time: float  # seconds of training (of this call, or of the run that stored a cached result)
+    wall_time: float  # seconds of training (of this call, or of the run that stored the network)
     resumed_from: int | None = None  # step of the checkpoint the training continued from; None: from scratch
-    from_cache: bool = False  # True when the weights were read from the artefact cache
+    source: str = "trained"  # where the weights come from: "trained" (now), "cache" (artefact cache) or "store"
     snapshots: dict = dataclasses.field(default_factory=dict)  # step -> state_dict of the sampling weights after
     # that step, for the steps of TrainConfig.keep_at (load into a copy of the network with load_state_dict)
+    inputs: dict = dataclasses.field(default_factory=dict)  # the map from physical data to the network's input
+    # (e.g. a normalisation), stored with a trained network
+    record: dict = dataclasses.field(default_factory=dict)  # provenance of a stored network (seed, wall time,
+    # steps, machine, versions); empty for a network trained by train_score_model directly
 
     @property
     def steps(self) -> int:
@@ -149,6 +162,14 @@ class TrainResult:
     def sampling_model(self) -> nn.Module:
         """The network to sample with (the EMA weights when kept, else the last weights)."""
         return self.ema if self.ema is not None else self.model
+
+    @property
+    def last_model(self) -> nn.Module:
+        """The network of the last training step; raises when a stored network did not keep it."""
+        if self.model is None:
+            raise ValueError("this network's last weights were not kept (TrainConfig.keep_last=False): only the "
+                             "averaged weights are stored; train with keep_last=True to generate with the last weights")
+        return self.model
 
 
 # --- checkpoints --------------------------------------------------------------------------------------------------
@@ -186,6 +207,8 @@ def run_identity(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor, conf
     return {
         "sde": repr(sde),
         "network": f"{type(model).__qualname__}({getattr(model, 'config', '')!r})",
+        # the SDE baked into the network's output (its division by the kernel width), which may differ from the loss's
+        "network_sde": repr(getattr(model, "sde", None)),
         "parameters": [[name, list(value.shape)] for name, value in model.state_dict().items()],
         "train": {k: v for k, v in _resume_config(config).items()},
         "data": data_fingerprint(data),
@@ -378,11 +401,12 @@ def train_score_model(model: nn.Module, sde: LinearDriftSDE, data: torch.Tensor,
             step += 1
             if step in config.keep_at:
                 snapshots[step] = copy.deepcopy((ema if ema is not None else model).state_dict())
-            if config.max_loss_growth is not None and step % 100 == 0:
-                first, last = losses[0], sum(losses[-100:]) / len(losses[-100:])
+            if config.max_loss_growth is not None:
+                window = losses[-DIVERGENCE_WINDOW:]
+                first, last = losses[0], sum(window) / len(window)
                 if last > config.max_loss_growth * first:
                     raise TrainingDiverged(
-                        f"train_score_model: the loss diverged: mean {last:.4g} over steps {step - 99}-{step}, "
+                        f"train_score_model: the loss diverged: mean {last:.4g} over steps {step - len(window) + 1}-{step}, "
                         f"{last / first:.3g} times the loss {first:.4g} of the untrained network at the first step "
                         f"(max_loss_growth = {config.max_loss_growth:g}); lower the learning rate (lr = {config.lr:g})")
             bar.update(1)

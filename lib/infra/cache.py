@@ -2,9 +2,11 @@
 
 An entry lives in ``<root>/<kind>/<key[:16]>/`` and holds ``data.pt`` (``torch.save`` of a dict, loadable
 with ``torch.load(..., weights_only=True)``) and ``provenance.json`` (parameters, seed, creation time, wall
-time, versions, sha256 of ``data.pt``).  The key is the sha256 of the canonical JSON of the kind, the
-parameters, :data:`FORMAT_VERSION` and the fingerprint of :mod:`lib`'s source code (:func:`code_fingerprint`), so
-neither a changed parameter nor changed library code ever reuses a stale artefact.  A corrupt entry
+time, versions, the modules of the code, sha256 of ``data.pt``).  The key is the sha256 of the canonical JSON of the
+kind, the parameters, :data:`FORMAT_VERSION` and the fingerprint of the code that computes the entry: the module
+named by the caller (``code``, e.g. ``__name__`` of the recipe) and every module of :mod:`lib` it imports
+(:func:`lib.infra.sources.code_fingerprint`), so neither a changed parameter nor a change of that code ever reuses a
+stale artefact, and an edit elsewhere in :mod:`lib` recomputes nothing.  A corrupt entry
 (checksum mismatch, unreadable file, missing provenance) raises no error: it gives a :class:`CacheWarning`, is
 moved aside to ``<dir>.corrupt-<timestamp>`` (nothing is deleted) and counts as absent, so
 :meth:`ArtefactCache.get_or_compute` recomputes it.  An entry is written into a temporary directory and moved
@@ -39,9 +41,9 @@ import numpy as np
 import torch
 
 from lib.core.files import atomic_save
+from lib.infra.sources import code_fingerprint, import_closure
 
-__all__ = ["ArtefactCache", "CacheWarning", "default_root", "canonical_params", "code_fingerprint", "FORMAT_VERSION",
-           "ORPHAN_AGE"]
+__all__ = ["ArtefactCache", "CacheWarning", "default_root", "canonical_params", "FORMAT_VERSION", "ORPHAN_AGE"]
 
 #: bump when the layout of an entry changes; every key changes with it
 FORMAT_VERSION = 1
@@ -49,23 +51,6 @@ FORMAT_VERSION = 1
 ORPHAN_AGE = 3600.0
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent  # lib/ (this file is lib/infra/cache.py)
 _NUMPY_TAG = "__lib_numpy_array__"  # marks a numpy array stored as a tensor in data.pt
-_FINGERPRINT: dict[Path, str] = {}
-
-
-def code_fingerprint(package_dir: Path = _PACKAGE_DIR) -> str:
-    """sha256 of the source of every module of :mod:`lib` (paths relative to ``lib/`` and contents, in sorted order).
-
-    Part of every cache key: an artefact made by other library code (a fixed bug, a changed sampler) is never
-    reused.  The price is that any edit of ``lib/**/*.py`` recomputes the artefacts.  Computed once per process.
-    """
-    package_dir = Path(package_dir).resolve()
-    if package_dir not in _FINGERPRINT:
-        digest = hashlib.sha256()
-        for path in sorted(package_dir.rglob("*.py")):
-            name = path.relative_to(package_dir).as_posix()
-            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-        _FINGERPRINT[package_dir] = digest.hexdigest()
-    return _FINGERPRINT[package_dir]
 
 
 class CacheWarning(UserWarning):
@@ -198,31 +183,37 @@ class ArtefactCache:
     def __repr__(self):
         return f"ArtefactCache(root={str(self.root)!r})"
 
-    def key(self, kind: str, params: Mapping) -> str:
-        """sha256 hex digest of the canonical JSON of ``{"kind", "params", "format", "code"}`` (code: :func:`code_fingerprint`)."""
+    def key(self, kind: str, params: Mapping, *, code) -> str:
+        """sha256 hex digest of the canonical JSON of ``{"kind", "params", "format", "code"}``.
+
+        ``code`` names the module (or modules) of :mod:`lib` whose code computes the entry, usually ``__name__`` of the
+        recipe; the key holds :func:`lib.infra.sources.code_fingerprint` of it: the source of that module and of
+        every module of :mod:`lib` it imports.  Every method below takes the same ``code``.
+        """
         if not isinstance(kind, str) or not kind or kind.startswith(".") or any(c in kind for c in "/\\:"):
             raise ValueError(f"cache kind must be a non-empty name without '/', '\\', ':' or a leading '.'; got {kind!r}")
         if not isinstance(params, Mapping):
             raise TypeError(f"cache params must be a dict, got {type(params).__name__}")
-        blob = {"kind": kind, "params": canonical_params(params), "format": FORMAT_VERSION, "code": code_fingerprint()}
+        blob = {"kind": kind, "params": canonical_params(params), "format": FORMAT_VERSION,
+                "code": code_fingerprint(code)}
         text = json.dumps(blob, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def entry_dir(self, kind: str, params: Mapping) -> Path:
+    def entry_dir(self, kind: str, params: Mapping, *, code) -> Path:
         """Directory of the entry: ``root / kind / key[:16]``."""
-        return self.root / kind / self.key(kind, params)[:16]
+        return self.root / kind / self.key(kind, params, code=code)[:16]
 
-    def scratch_dir(self, kind: str, params: Mapping) -> Path:
+    def scratch_dir(self, kind: str, params: Mapping, *, code) -> Path:
         """Created directory ``root / kind / <key[:16]>.scratch`` for checkpoints of a resumable computation."""
-        path = self.root / kind / (self.key(kind, params)[:16] + ".scratch")
+        path = self.root / kind / (self.key(kind, params, code=code)[:16] + ".scratch")
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def clear_scratch(self, kind: str, params: Mapping) -> None:
+    def clear_scratch(self, kind: str, params: Mapping, *, code) -> None:
         """Delete the scratch directory of an entry (e.g. after its final artefact was saved)."""
-        shutil.rmtree(self.root / kind / (self.key(kind, params)[:16] + ".scratch"), ignore_errors=True)
+        shutil.rmtree(self.root / kind / (self.key(kind, params, code=code)[:16] + ".scratch"), ignore_errors=True)
 
-    def batches(self, kind: str, params: Mapping, n_batches: int, compute: Callable[[int], Mapping]) -> list:
+    def batches(self, kind: str, params: Mapping, n_batches: int, compute: Callable[[int], Mapping], *, code) -> list:
         """``[compute(0), ..., compute(n_batches - 1)]``, each batch saved to the scratch directory as it finishes.
 
         For a long computation made of independent batches (e.g. generated configurations): a run that was
@@ -232,7 +223,7 @@ class ArtefactCache:
         :meth:`clear_scratch`.
         """
         try:
-            scratch = self.scratch_dir(kind, params)
+            scratch = self.scratch_dir(kind, params, code=code)
         except OSError as err:
             warnings.warn(f"the batches of {kind!r} cannot be saved ({err}); an interrupted run will start again",
                           CacheWarning, stacklevel=2)
@@ -257,29 +248,31 @@ class ArtefactCache:
             out.append(data)
         return out
 
-    def provenance(self, kind: str, params: Mapping) -> dict | None:
+    def provenance(self, kind: str, params: Mapping, *, code) -> dict | None:
         """Provenance record of a valid entry, or None (a corrupt entry is moved aside with a warning)."""
-        return self._read(kind, params)[1]
+        return self._read(kind, params, code)[1]
 
-    def load(self, kind: str, params: Mapping) -> dict | None:
+    def load(self, kind: str, params: Mapping, *, code) -> dict | None:
         """Stored data of the entry, or None when absent or corrupt (corrupt: warning, moved aside)."""
-        return self._read(kind, params)[0]
+        return self._read(kind, params, code)[0]
 
-    def save(self, kind: str, params: Mapping, data: Mapping, seed=None, extra=None, wall_time=None) -> Path:
+    def save(self, kind: str, params: Mapping, data: Mapping, seed=None, extra=None, wall_time=None, *,
+             code) -> Path:
         """Store ``data`` (dict of tensors, numpy arrays, numbers, strings, lists, nested dicts) atomically.
 
         ``seed``, ``extra`` (JSON-able dict) and ``wall_time`` (seconds) go into the provenance record.
         Tensors are stored on the CPU.  Returns the entry directory.
         """
-        return self._write(kind, params, data, seed, extra, wall_time)[0]
+        return self._write(kind, params, data, seed, extra, wall_time, code)[0]
 
-    def get_or_compute(self, kind: str, params: Mapping, compute: Callable[[], Mapping], seed=None) -> dict:
+    def get_or_compute(self, kind: str, params: Mapping, compute: Callable[[], Mapping], seed=None, *,
+                       code) -> dict:
         """Load the entry, or call ``compute()``, time it, save the result and return it as stored.
 
         The returned dict is the stored one in both cases (tensors on the CPU), so a chapter behaves the
         same whether or not the artefact was cached.
         """
-        data = self.load(kind, params)
+        data = self.load(kind, params, code=code)
         if data is not None:
             return data
         writable = self._writable(kind)
@@ -290,7 +283,7 @@ class ArtefactCache:
         data = compute()
         wall = time.perf_counter() - start
         try:
-            return self._write(kind, params, data, seed, None, wall)[1]
+            return self._write(kind, params, data, seed, None, wall, code)[1]
         except OSError as exc:  # nothing computed is lost: return it, say it was not stored
             if writable:
                 warnings.warn(f"could not store the result of {kind!r} in {self.root / kind} "
@@ -326,16 +319,16 @@ class ArtefactCache:
         except OSError:
             pass
 
-    def _write(self, kind, params, data, seed, extra, wall_time):
+    def _write(self, kind, params, data, seed, extra, wall_time, code):
         if not isinstance(data, Mapping):
             raise TypeError(f"cache data must be a dict, got {type(data).__name__}")
-        key = self.key(kind, params)
+        key = self.key(kind, params, code=code)
         encoded = _encode(data, "data")
         record = {"kind": kind, "key": key, "format": FORMAT_VERSION, "params": canonical_params(params),
                   "seed": canonical_params(seed, "seed"), "extra": canonical_params(extra, "extra"),
                   "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                   "wall_time": None if wall_time is None else float(wall_time), "versions": _versions(),
-                  "code": code_fingerprint()}
+                  "code": code_fingerprint(code), "code_modules": list(import_closure(code))}
         target = self.root / kind / key[:16]
         tmp = self.root / kind / f".tmp-{key[:16]}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
@@ -357,8 +350,8 @@ class ArtefactCache:
             shutil.rmtree(tmp, ignore_errors=True)
         return target, stored
 
-    def _read(self, kind, params):
-        key = self.key(kind, params)
+    def _read(self, kind, params, code):
+        key = self.key(kind, params, code=code)
         path = self.root / kind / key[:16]
         for attempt in range(2):
             try:

@@ -2,8 +2,10 @@ r"""Recipes of :doc:`/book/part4/cl_diffusion`: diffusion models trained on the 
 
 The data are the pairs :math:`(x, y)` of the main CL runs (:func:`lib.recipes.complex_langevin.main_run`); the network
 sees :math:`u = (x, y)/a` with the stretch :math:`a = (1, \mathrm{std}(y)/\mathrm{std}(x))` (:func:`stretch_of`), so
-that both directions are equally wide; the forward process is VE with :math:`\sigma = 10`
-(:data:`SCHEME`); samples are generated with the authors' sampler and mapped back to :math:`(x, y) = a u`.
+that both directions are equally wide; the stretch is stored with the weights.  The forward process is VE with
+:math:`\sigma = 10` (:data:`SCHEME`); samples are generated with the authors' sampler and mapped back to
+:math:`(x, y) = a u`.  Only this chapter trains on CL data, so its networks are recipes of this module (which names
+itself, and through its imports the CL runs, as the code of its artefacts).
 """
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ import torch
 from lib.core.random import make_generator
 from lib.diffusion import nets, sde, solvers, training
 from lib.infra.cache import ArtefactCache
-from lib.recipes.cached_training import trained_score_model
+from lib.recipes import complex_langevin
+from lib.recipes.pipelines.trained_networks import NetworkRecipe, trained as _trained
 
-__all__ = ["SCHEME", "NET", "TRAIN_SEEDS", "N_STEPS", "train_config", "uniform_times_constant_rate", "n_generated",
-           "stretch_of", "learned_score", "trained", "generated"]
+__all__ = ["SCHEME", "NET", "TRAIN_SEEDS", "N_STEPS", "MODEL_NAMES", "train_config", "uniform_times_constant_rate",
+           "n_generated", "stretch_of", "network", "trained", "learned_score", "generated"]
 
 #: the forward process
 SCHEME = sde.ve(sigma=10.0)
@@ -27,6 +30,8 @@ NET = nets.MLPConfig(dim=2, hidden=(64, 64, 64), embed_dim=128, activation="leak
 TRAIN_SEEDS = {"gauss": 301, "quartic": 302}
 #: steps of the authors' sampler
 N_STEPS = 1000
+#: the models whose CL samples the networks learn (lib.recipes.complex_langevin.MODELS)
+MODEL_NAMES = ("gauss", "quartic")
 
 
 def train_config(scale: str) -> training.TrainConfig:
@@ -59,36 +64,50 @@ def stretch_of(xy: torch.Tensor) -> list:
     return [1.0, float(sd[1] / sd[0])]
 
 
-def learned_score(result: training.TrainResult, a):
-    """The score of a trained network in the original coordinates (x, y) = a u."""
-    return nets.rescaled_score_fn(nets.score_fn(result.sampling_model, chunk_size=None), a)
+def network(name: str, scale: str, config: training.TrainConfig, device="cpu",
+            cache: ArtefactCache | None = None) -> NetworkRecipe:
+    """The network for model ``name`` trained with ``config`` on the main CL run of ``name`` at ``scale`` (run on
+    ``device``), in the stretched coordinates; the stretch is stored with the weights (``inputs["stretch"]``)."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"name must be one of {MODEL_NAMES}, got {name!r}")
+
+    def data(generator):  # the data are the CL run itself: no randomness is drawn here
+        xy = complex_langevin.main_run(name, scale, device=device, cache=cache)["xy"].reshape(-1, 2)
+        a = stretch_of(xy)
+        return xy / torch.tensor(a), {"stretch": a}
+
+    params = {"net": NET, "data": complex_langevin.main_run_params(name, scale, device),
+              "stretch": "(1, std(y)/std(x))"}
+    return NetworkRecipe("cl-diffusion-score", params, SCHEME, config, TRAIN_SEEDS[name], code=__name__,
+                         build=lambda g: nets.build_mlp(NET, SCHEME, generator=g), data=data)
 
 
-def trained(name: str, data: dict, a, config: training.TrainConfig, device="cpu",
+def trained(name: str, scale: str, config: training.TrainConfig, device="cpu",
             cache: ArtefactCache | None = None) -> training.TrainResult:
-    """The network for model ``name`` trained on the CL run ``data`` (a :func:`lib.recipes.complex_langevin.run`
-    result) in the stretched coordinates, cached."""
-    xy = data["xy"].reshape(-1, 2)
-    return trained_score_model(
-        ArtefactCache() if cache is None else cache, "cl-diffusion-score",
-        {"net": NET, "data": data["params"], "n_data": int(xy.shape[0]), "stretch": a}, SCHEME,
-        build=lambda g: nets.build_mlp(NET, SCHEME, generator=g), data_fn=lambda g: xy / torch.tensor(a),
-        config=config, seed=TRAIN_SEEDS[name], device=device)
+    """The network of :func:`network` from the store of trained networks or the artefact cache, else trained now."""
+    return _trained(network(name, scale, config, device, cache), cache, device=device)
 
 
-def generated(name: str, data: dict, result: training.TrainResult, a, config: training.TrainConfig, n: int,
-              seed: int, device="cpu", cache: ArtefactCache | None = None) -> dict:
-    """``n`` samples of the authors' sampler with the learned score, mapped back to (x, y) = a u (cached): ``xy`` and
-    ``wall_time`` (of the run that produced them)."""
+def learned_score(result: training.TrainResult):
+    """The score of a trained network in the original coordinates (x, y) = a u (a: ``result.inputs["stretch"]``)."""
+    return nets.rescaled_score_fn(nets.score_fn(result.sampling_model, chunk_size=None), result.inputs["stretch"])
+
+
+def generated(name: str, scale: str, config: training.TrainConfig, n: int, seed: int, device="cpu",
+              cache: ArtefactCache | None = None) -> dict:
+    """``n`` samples of the authors' sampler with the learned score of :func:`trained`, mapped back to
+    (x, y) = a u (cached): ``xy`` and ``wall_time`` (of the run that produced them)."""
     cache = ArtefactCache() if cache is None else cache
+    recipe = network(name, scale, config, device, cache)
 
     def compute():
+        result = _trained(recipe, cache, device=device)
         g = make_generator(seed, device)
         u_T = SCHEME.prior_sample((n, 2), generator=g, device=device, dtype=torch.float32)
         run = solvers.backward_em(SCHEME, nets.score_fn(result.sampling_model), u_T, n_steps=N_STEPS, generator=g)
-        return {"xy": run.x.cpu() * torch.tensor(a)}
+        return {"xy": run.x.cpu() * torch.tensor(result.inputs["stretch"])}
 
-    params = dict(data=data["params"], sde=SCHEME, net=NET, train=config, train_seed=TRAIN_SEEDS[name],
-                  stretch=a, n=n, n_steps=N_STEPS, t_end=1e-3, noise_last=False, weights="ema", seed=seed)
-    out = cache.get_or_compute("cl-diffusion-samples", params, compute, seed=seed)
-    return {**out, "wall_time": cache.provenance("cl-diffusion-samples", params)["wall_time"]}
+    params = dict(network=recipe.key_params(), n=n, n_steps=N_STEPS, t_end=1e-3, noise_last=False, weights="ema",
+                  seed=seed)
+    out = cache.get_or_compute("cl-diffusion-samples", params, compute, seed=seed, code=__name__)
+    return {**out, "wall_time": cache.provenance("cl-diffusion-samples", params, code=__name__)["wall_time"]}

@@ -18,7 +18,7 @@ from lib.infra.cache import ArtefactCache, canonical_params
 from lib.physics import complex_langevin
 from lib.physics.cl_models import GaussianModel, QuarticModel
 
-__all__ = ["MODELS", "MAIN_SEEDS", "run_scale", "cached_sample_xy", "run", "main_run"]
+__all__ = ["MODELS", "MAIN_SEEDS", "run_scale", "run_params", "cached_sample_xy", "run", "main_run", "main_run_params"]
 
 #: the complex Langevin models of arXiv 2412.01919, by name
 MODELS = {"gauss": GaussianModel(A=1.0, B=1.0), "quartic": QuarticModel(A=1.0, B=1.0, lam=1.0)}
@@ -36,6 +36,22 @@ def run_scale(scale: str) -> dict:
     if scale not in _SCALES:
         raise ValueError(f"scale must be one of {sorted(_SCALES)}, got {scale!r}")
     return dict(_SCALES[scale])
+
+
+def run_params(model, n_chains: int, n_records: int, eps: float, seed: int, *, record_every: int = 10,
+               n_therm: int | None = None, k_ref: float | None = None, scope: str = "trajectory", scale: str = "quick",
+               device="cpu") -> dict:
+    """The parameters of a run of :func:`cached_sample_xy` as they enter its cache key (``n_therm`` resolved)."""
+    eps = require_positive(eps, "eps")
+    require_int(seed, "seed", 0)
+    if n_therm is None:
+        n_therm = math.ceil(10.0 / eps)
+    return {
+        "model": model, "n_chains": int(n_chains), "n_records": int(n_records), "eps": float(eps),
+        "record_every": int(record_every), "n_therm": int(n_therm), "k_ref": None if k_ref is None else float(k_ref),
+        "scope": str(scope), "seed": int(seed), "scale": str(scale), "device": str(torch.device(device)),
+        "imag_noise": 0.0, "z0": "zeros", "dtype": "float64", "stored_dtype": "float32",
+    }
 
 
 def cached_sample_xy(model, n_chains: int, n_records: int, eps: float, seed: int, *, record_every: int = 10,
@@ -59,16 +75,9 @@ def cached_sample_xy(model, n_chains: int, n_records: int, eps: float, seed: int
         of time averages when ``k_ref`` is set); ``"z_final"``: complex128 final state ``(n_chains,)``;
         ``"params"``: the parameters of the run (as stored in the cache key).
     """
-    eps = require_positive(eps, "eps")
-    require_int(seed, "seed", 0)
-    if n_therm is None:
-        n_therm = math.ceil(10.0 / eps)
-    params = {
-        "model": model, "n_chains": int(n_chains), "n_records": int(n_records), "eps": float(eps),
-        "record_every": int(record_every), "n_therm": int(n_therm), "k_ref": None if k_ref is None else float(k_ref),
-        "scope": str(scope), "seed": int(seed), "scale": str(scale), "device": str(torch.device(device)),
-        "imag_noise": 0.0, "z0": "zeros", "dtype": "float64", "stored_dtype": "float32",
-    }
+    params = run_params(model, n_chains, n_records, eps, seed, record_every=record_every, n_therm=n_therm,
+                        k_ref=k_ref, scope=scope, scale=scale, device=device)
+    eps, n_therm = params["eps"], params["n_therm"]
 
     def compute():
         generator = make_generator(int(seed), device)
@@ -81,7 +90,14 @@ def cached_sample_xy(model, n_chains: int, n_records: int, eps: float, seed: int
                 "z_final": run.z.cpu(), "params": canonical_params(params)}
 
     store = cache if cache is not None else ArtefactCache()
-    return store.get_or_compute("cl_samples", params, compute, seed=int(seed))
+    return store.get_or_compute("cl_samples", params, compute, seed=int(seed), code=__name__)
+
+
+def _run_args(model, eps: float, seed: int, scale: str, device, k_ref, n_chains, n_records, dt_record) -> dict:
+    sizes = run_scale(scale)
+    dt_record = dt_record or sizes["dt_record"]
+    return dict(model=model, n_chains=n_chains or sizes["n_chains"], n_records=n_records or sizes["n_records"],
+                eps=eps, seed=seed, record_every=max(1, round(dt_record / eps)), k_ref=k_ref, scale=scale, device=device)
 
 
 def run(model, eps: float, seed: int, scale: str = "quick", device="cpu", k_ref: float | None = None,
@@ -91,16 +107,23 @@ def run(model, eps: float, seed: int, scale: str = "quick", device="cpu", k_ref:
 
     Sizes not given are those of :func:`run_scale` at ``scale``; ``record_every = max(1, round(dt_record / eps))``.
     """
-    sizes = run_scale(scale)
-    dt_record = dt_record or sizes["dt_record"]
-    return cached_sample_xy(model, n_chains or sizes["n_chains"], n_records or sizes["n_records"], eps, seed=seed,
-                            record_every=max(1, round(dt_record / eps)), k_ref=k_ref, scale=scale, device=device,
+    return cached_sample_xy(**_run_args(model, eps, seed, scale, device, k_ref, n_chains, n_records, dt_record),
                             cache=cache)
+
+
+def _main_args(name: str, scale: str, device) -> dict:
+    if name not in MODELS:
+        raise ValueError(f"name must be one of {sorted(MODELS)}, got {name!r}")
+    return _run_args(MODELS[name], run_scale(scale)["eps"], MAIN_SEEDS[name], scale, device, None, None, None, None)
 
 
 def main_run(name: str, scale: str = "quick", device="cpu", cache: ArtefactCache | None = None) -> dict:
     """The main run of model ``name`` (``"gauss"`` or ``"quartic"``) at ``scale``: the T3/T4 CL rows and the
     training data of the diffusion models."""
-    if name not in MODELS:
-        raise ValueError(f"name must be one of {sorted(MODELS)}, got {name!r}")
-    return run(MODELS[name], run_scale(scale)["eps"], MAIN_SEEDS[name], scale, device, cache=cache)
+    return cached_sample_xy(**_main_args(name, scale, device), cache=cache)
+
+
+def main_run_params(name: str, scale: str = "quick", device="cpu") -> dict:
+    """The parameters of :func:`main_run` as they enter its cache key (no run): they describe the training data of
+    the diffusion models of :doc:`/book/part4/cl_diffusion`."""
+    return run_params(**_main_args(name, scale, device))

@@ -57,7 +57,7 @@ def forward_batch_moments(sde, target, n_traj: int, n_steps: int, seed: int, dev
         return {"t": tr.t, "mu": tr.records["mu"]}
 
     params = dict(target=target, sde=sde, n=n_traj, n_steps=n_steps, n_batches=N_BATCHES, dtype="float32", seed=seed)
-    return cache.get_or_compute("cumulants-forward-em", params, compute, seed=seed)
+    return cache.get_or_compute("cumulants-forward-em", params, compute, seed=seed, code=__name__)
 
 
 def nested_ensembles_at_T(sde, target, sizes_: list, n_rep: int, seed: int, device="cpu",
@@ -77,4 +77,4 @@ def nested_ensembles_at_T(sde, target, sizes_: list, n_rep: int, seed: int, devi
         return {f"kappa_{n}": np.concatenate(out[n], axis=1) for n in sizes_}
 
     params = dict(target=target, sde=sde, t=sde.T, sizes=sizes_, n_rep=n_rep, nested=True, seed=seed)
-    return cache.get_or_compute("cumulants-ve-ensembles", params, compute, seed=seed)
+    return cache.get_or_compute("cumulants-ve-ensembles", params, compute, seed=seed, code=__name__)

@@ -2,7 +2,8 @@ r"""The recipes of :doc:`/book/part1/diffusion_as_sq`: the discrete DDPM against
 of the backward process (stochastic quantisation with the frozen drift of one time), a later start, the flow of the
 effective action and the momentum modes of the forward process; the two-peak model with its exact score throughout.
 Nothing is computed at import time.  Everything here takes seconds and is not cached, except the trained network of
-:func:`effective_action_flow`, which is the two-peak chapter's (cached by :func:`lib.recipes.two_peak.trained`).
+:func:`effective_action_flow`, which the chapter hands in: the two-peak chapter's
+(:func:`lib.recipes.two_peak.network_specs`, trained by the pipeline :mod:`lib.recipes.pipelines.toy_dm`).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from lib.physics.cl_models import quadrature_moments
 from lib.physics.langevin import langevin
 from lib.physics.phi4 import Phi4Params, free_propagator, lattice_momentum_squared
 from lib.physics.toy import GaussianMixture
-from lib.recipes import two_peak
+from lib.recipes.pipelines import toy_dm
 
 __all__ = ["Sizes", "sizes", "vp_sde", "ddpm_convergence", "frozen_drift_relaxation", "late_start", "loss_minimisers",
            "effective_action_flow", "mode_signal_to_noise"]
@@ -173,18 +174,19 @@ def loss_minimisers(factors, n_samples: int = 40_000, n_steps: int = 100, seed: 
     return {"factors": np.asarray(factors, dtype=float), "eps": np.asarray(eps), "dsm": np.asarray(dsm)}
 
 
-def effective_action_flow(times, x_min: float = -2.5, x_max: float = 2.5, n_x: int = 101, scheme: str = "VE",
-                          scale: str = "quick", device="cpu") -> dict:
-    r"""The flow of the effective action in the two-peak model: :math:`-\log p(x, t)` exact and learned.
+def effective_action_flow(spec: toy_dm.MixtureNetSpec, times, x_min: float = -2.5, x_max: float = 2.5,
+                          n_x: int = 101, device="cpu") -> dict:
+    r"""The flow of the effective action of a toy model: :math:`-\log p(x, t)` exact and learned.
 
     Learned: the probability-flow log-likelihood (:func:`lib.diffusion.likelihood.log_likelihood`, exact divergence,
-    RK45 with tolerances :math:`10^{-6}`) of the two-peak chapter's trained network of ``scheme``
-    (:func:`lib.recipes.two_peak.trained`, cached) at each time, on ``n_x`` points of :math:`[x_{min}, x_{max}]`.
+    RK45 with tolerances :math:`10^{-6}`) of the trained network of ``spec`` (a one-dimensional
+    :class:`~lib.recipes.pipelines.toy_dm.MixtureNetSpec`, e.g. one of :func:`lib.recipes.two_peak.network_specs`)
+    at each time, on ``n_x`` points of :math:`[x_{min}, x_{max}]`; exact: the density of ``spec.target``.
 
     Returns ``{"x": (n_x,), "exact": {t: (n_x,)}, "learned": {t: (n_x,)}}`` (float64 numpy arrays).
     """
-    sde, target = two_peak.SCHEMES[scheme], two_peak.TARGET
-    model = two_peak.trained(scheme, scale, device=device).sampling_model.eval()
+    sde, target = spec.sde, spec.target
+    model = toy_dm.trained(spec, device=device).sampling_model.eval()
     x = torch.linspace(x_min, x_max, require_int(n_x, "n_x", 2), dtype=torch.float32, device=device).reshape(-1, 1)
     out = {"x": x.reshape(-1).double().cpu().numpy(), "exact": {}, "learned": {}}
     for t in times:

@@ -57,4 +57,4 @@ def forward_run(sde, target, start: str, n: int, n_steps: int, record_every: int
         return {"t": tr.t, **tr.records}
 
     params = dict(target=target, sde=sde, start=start, n=n, n_steps=n_steps, record_every=record_every, seed=seed)
-    return cache.get_or_compute("forward-em", params, compute, seed=seed)
+    return cache.get_or_compute("forward-em", params, compute, seed=seed, code=__name__)

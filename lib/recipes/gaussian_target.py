@@ -48,4 +48,4 @@ def backward_second_moments(sde, v0: float, n_traj: int, n_steps: int, seed: int
 
     params = dict(sde=sde, v0=v0, start="prior", n=n_traj, n_steps=n_steps, t_end=1e-3, dtype="float32",
                   record_every=record_every, seed=seed)
-    return cache.get_or_compute("gaussian-target-backward", params, compute, seed=seed)
+    return cache.get_or_compute("gaussian-target-backward", params, compute, seed=seed, code=__name__)

@@ -3,19 +3,20 @@ r"""Lattice-size transfer: a score network trained on one lattice size samples c
 The recipes of :doc:`/book/part3/lattice_transfer`.  The lattice score networks of
 :mod:`lib.diffusion.lattice_nets` are fully convolutional and periodic, so a network trained on
 :math:`L_\mathrm{train}\times L_\mathrm{train}` configurations can be applied unchanged to an :math:`L\times L`
-lattice (:class:`lib.recipes.phi4_diffusion.SampleSpec` with ``L``).  Whether the configurations it generates there
+lattice (:class:`lib.recipes.pipelines.lattice_sampling.SampleSpec` with ``L``).  Whether the configurations it generates there
 follow the lattice action at that size is the question; the answer is compared against HMC ensembles at every size.
 
-Everything is a recipe of :mod:`lib.recipes.phi4_ensembles` (HMC) and :mod:`lib.recipes.phi4_diffusion` (training and
-sampling), so every artefact is cached by those modules.  Nothing is computed at import time.
+Everything is a recipe of :mod:`lib.recipes.pipelines.phi4_ensembles` (HMC), :mod:`lib.recipes.pipelines.lattice_training`
+and :mod:`lib.recipes.pipelines.lattice_sampling` (training and sampling), so every artefact is cached by those modules.  Nothing is computed at import time.
 """
 from __future__ import annotations
 
 import dataclasses
 
 from lib.diffusion import lattice_nets, training
-from lib.recipes import phi4_diffusion as dm
-from lib.recipes import phi4_ensembles as ens
+from lib.recipes import phi4_hmc
+from lib.recipes.pipelines import lattice_sampling as ls
+from lib.recipes.pipelines import lattice_training as lt
 
 __all__ = ["PHASES", "L_TRAIN", "L_SAMPLE", "book_specs"]
 
@@ -30,20 +31,20 @@ L_SAMPLE = (16, 32, 64)
 def _hmc_specs(L: int, scale: str) -> dict:
     r"""The HMC ensembles of both phases at lattice size ``L``: the chapter's reference and training data.
 
-    :math:`L = 8` and :math:`L = 32` are the ensembles of :func:`lib.recipes.phi4_ensembles.small_specs` and
-    :func:`~lib.recipes.phi4_ensembles.book_specs` (shared with the other chapters, so cached once); other sizes are
-    :func:`~lib.recipes.phi4_ensembles.equilibrium_specs`, the same HMC and run length as :math:`L = 32` (thinning
+    :math:`L = 8` and :math:`L = 32` are the ensembles of :func:`lib.recipes.phi4_hmc.small_specs` and
+    :func:`~lib.recipes.phi4_hmc.book_specs` (shared with the other chapters, so cached once); other sizes are
+    :func:`~lib.recipes.phi4_hmc.equilibrium_specs`, the same HMC and run length as :math:`L = 32` (thinning
     every 4 trajectories, more than :math:`2\tau_\mathrm{int}`).  Symmetric phase: hot and cold starts; broken
     phase: starts at the classical vacuum :math:`\phi_0` and at :math:`\phi_0/2`, pooled with the flip
     :math:`\phi\to-\phi` in training.
     """
     if L == 8:
-        small = ens.small_specs()
+        small = phi4_hmc.small_specs()
         return {"k0.21": (small["k0.21"], small["k0.21-test"]), "k0.4": (small["k0.4-cold"], small["k0.4-below"])}
     if L == 32:
-        specs = ens.book_specs(scale)
+        specs = phi4_hmc.book_specs(scale)
     else:
-        specs = ens.equilibrium_specs(L, scale, seeds=tuple(60000 + 100 * L + i for i in (1, 2, 3, 4)))
+        specs = phi4_hmc.equilibrium_specs(L, scale, seeds=tuple(60000 + 100 * L + i for i in (1, 2, 3, 4)))
     return {"k0.21": (specs["k0.21-hot"], specs["k0.21-cold"]), "k0.4": (specs["k0.4-cold"], specs["k0.4-below"])}
 
 
@@ -66,7 +67,7 @@ def book_specs(scale: str = "quick") -> dict:
     (8, 16, 32), odd, periodic, group norms; 1500 steps with a cosine decay of the learning rate
     :math:`2\times 10^{-3}`, EMA 0.99, the flip augmentation, in batches of 64 (:math:`L = 8`) and 32
     (:math:`L = 16`); 50 stochastic Heun steps on the Karras grid, in batches of
-    :func:`lib.recipes.phi4_diffusion.cpu_batch`.  Generated configurations per lattice: 512, 512, 512, 256 at
+    :func:`lib.recipes.pipelines.lattice_sampling.cpu_batch`.  Generated configurations per lattice: 512, 512, 512, 256 at
     :math:`\kappa = 0.21` (:math:`\chi_2`, the zero mode, to about 8% at :math:`L = 64`) and 256, 256, 128, 32 at
     :math:`\kappa = 0.4` (falling with the cost of a network evaluation, proportional to :math:`L^2`; the vacuum or
     the domains show in a few) for :math:`L = 8, 16, 32, 64`.  Paper scale (a GPU): the authors' U-Net
@@ -85,16 +86,16 @@ def book_specs(scale: str = "quick") -> dict:
         # kappa = 0.21: chi_2 from 64 configurations at L = 64 scattered between 1.3 and 3.0 over sampler seeds
         # (tools/experiments/README.md); 256 make its error about 0.2
         counts = {"k0.21": {8: 512, 16: 512, 32: 512, 64: 256}, "k0.4": {8: 256, 16: 256, 32: 128, 64: 32}}
-        n_steps, batch = 50, {L: dm.cpu_batch(L) for L in sizes}
+        n_steps, batch = 50, {L: ls.cpu_batch(L) for L in sizes}
     else:
         net = lattice_nets.LatticeNetConfig(kind="unet", channels=(32, 64, 128, 256), embed_dim=64, odd=True)
         base = training.TrainConfig(n_steps=20000, lr=1e-3, batch_size=64, augment_flip=True, ema_decay=0.999)
         train = {8: base, 16: base}
         counts = {phase: {L: 10240 for L in sizes} for phase in PHASES}
         n_steps, batch = 250, {L: 1024 for L in sizes}
-    models = {phase: {Lt: dm.DMSpec(hmc[phase][Lt], net, train[Lt], seed=7000 + 10 * Lt + i)
+    models = {phase: {Lt: lt.DMSpec(hmc[phase][Lt], net, train[Lt], seed=7000 + 10 * Lt + i)
                       for Lt in L_TRAIN} for i, phase in enumerate(PHASES)}
-    samples = {phase: {L: dm.SampleSpec(n_samples=counts[phase][L], n_steps=n_steps, batch=min(batch[L], counts[phase][L]),
+    samples = {phase: {L: ls.SampleSpec(n_samples=counts[phase][L], n_steps=n_steps, batch=min(batch[L], counts[phase][L]),
                                         record_every=n_steps, n_snapshots=0, L=L, seed=7100 + L + 1000 * i)
                        for L in sizes} for i, phase in enumerate(PHASES)}
     return {"hmc": hmc, "models": models, "samples": samples}

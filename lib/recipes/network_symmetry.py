@@ -16,8 +16,9 @@ import dataclasses
 
 from lib.diffusion import lattice_nets, training
 from lib.physics import phi4
-from lib.recipes import phi4_diffusion as dm
-from lib.recipes import phi4_ensembles as ens
+from lib.recipes.pipelines import lattice_sampling as ls
+from lib.recipes.pipelines import lattice_training as lt
+from lib.recipes.pipelines import phi4_ensembles as ens
 
 __all__ = ["PARAMS", "AUTHORS_NOTEBOOK", "book_specs"]
 
@@ -34,15 +35,15 @@ AUTHORS_NOTEBOOK = {
 def book_specs(scale: str = "quick") -> dict:
     r"""The recipes of :doc:`/book/part3/network_symmetry` at ``scale`` ("quick" or "paper").
 
-    Keys: ``"hmc"`` (a :class:`~lib.recipes.phi4_ensembles.ChainSpec`: hot starts, Omelyan, a configuration kept
-    every 20 trajectories of a long run), ``"authors"`` (a :class:`~lib.recipes.phi4_ensembles.ChainEndsSpec`: the
+    Keys: ``"hmc"`` (a :class:`~lib.recipes.pipelines.phi4_ensembles.ChainSpec`: hot starts, Omelyan, a configuration kept
+    every 20 trajectories of a long run), ``"authors"`` (a :class:`~lib.recipes.pipelines.phi4_ensembles.ChainEndsSpec`: the
     authors' protocol, one hot-started chain of 128 leapfrog trajectories per configuration), ``"models"``
     (``{(data, network): DMSpec}`` with data ``"long run"`` or ``"authors' protocol"`` and network ``"periodic, odd"`` or ``"zero-padded, not odd"``: the same U-Net, seed and
     training, the two networks differing only in ``padding`` and ``odd``), ``"authors' training"`` (a DMSpec: the
     network of the authors' kind as their notebook has it, convolutions at the full resolution (``kind="cnn"``), zero
     padding, not odd, trained on the authors' protocol with their optimiser, Adam at a constant learning rate of 1e-3
     and batch 64; the moving average of the weights is kept beside them, as for every other model of the book, and
-    does not change the training), ``"sample"`` (one :class:`~lib.recipes.phi4_diffusion.SampleSpec` for all five
+    does not change the training, and the last weights are kept with it), ``"sample"`` (one :class:`~lib.recipes.pipelines.lattice_sampling.SampleSpec` for all five
     models: the averaged weights generate) and ``"sample, last weights"`` (the same with the weights of the last
     training step, as the authors generated).
 
@@ -63,20 +64,20 @@ def book_specs(scale: str = "quick") -> dict:
     if paper:
         net = lattice_nets.LatticeNetConfig(kind="unet", channels=(32, 64, 128, 256), embed_dim=64, odd=True)
         train = training.TrainConfig(n_steps=20000, lr=1e-3, batch_size=64, augment_flip=False, ema_decay=0.999)
-        sample = dm.SampleSpec(n_samples=10240, n_steps=250, batch=1024, record_every=250, n_snapshots=0, seed=2710)
+        sample = ls.SampleSpec(n_samples=10240, n_steps=250, batch=1024, record_every=250, n_snapshots=0, seed=2710)
     else:
         net = lattice_nets.LatticeNetConfig(kind="unet", channels=(8, 16, 32), embed_dim=32, odd=True)
         train = training.TrainConfig(n_steps=1500, lr=2e-3, batch_size=32, augment_flip=False, ema_decay=0.99,
                                      lr_schedule="cosine")
-        sample = dm.SampleSpec(n_samples=1024, n_steps=50, batch=256, record_every=50, n_snapshots=0, seed=2710)
+        sample = ls.SampleSpec(n_samples=1024, n_steps=50, batch=256, record_every=50, n_snapshots=0, seed=2710)
     nets = {"periodic, odd": net, "zero-padded, not odd": dataclasses.replace(net, padding="zeros", odd=False)}
     data = {"long run": hmc, "authors' protocol": authors}
     flat = lattice_nets.LatticeNetConfig(kind="cnn", channels=(32, 64, 128, 256) if paper else (16, 16, 16),
                                          embed_dim=net.embed_dim, odd=False, padding="zeros")
     theirs = training.TrainConfig(n_steps=train.n_steps, lr=1e-3, batch_size=64, augment_flip=False,
-                                  ema_decay=train.ema_decay)
+                                  ema_decay=train.ema_decay, keep_last=True)
     return {"hmc": hmc, "authors": authors,
-            "models": {(d, n): dm.DMSpec((ensemble,), cfg, train, seed=2720)
+            "models": {(d, n): lt.DMSpec((ensemble,), cfg, train, seed=2720)
                        for d, ensemble in data.items() for n, cfg in nets.items()},
-            "authors' training": dm.DMSpec((authors,), flat, theirs, seed=2720),
+            "authors' training": lt.DMSpec((authors,), flat, theirs, seed=2720),
             "sample": sample, "sample, last weights": dataclasses.replace(sample, weights="last")}

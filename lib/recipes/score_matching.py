@@ -13,8 +13,9 @@ import torch
 from lib.core.random import make_generator
 from lib.diffusion import solvers
 from lib.infra.cache import ArtefactCache
+from lib.recipes.pipelines.toy_dm import moment_records
 
-__all__ = ["STARTS", "Sizes", "sizes", "moment_records", "exact_score_backward"]
+__all__ = ["STARTS", "Sizes", "sizes", "exact_score_backward"]
 
 #: where the backward process starts
 STARTS = ("exact p(x,T)", "prior")
@@ -34,15 +35,10 @@ def sizes(scale: str) -> Sizes:
     return Sizes(4_000_000, 1_000_000) if scale == "paper" else Sizes(400_000, 200_000)
 
 
-def moment_records(x: torch.Tensor) -> dict:
-    """``{"mu": <x^n>, n = 1..8}`` of a batch of samples (the records of the one-dimensional backward runs)."""
-    return {"mu": torch.stack([x.pow(n).mean() for n in range(1, 9)])}
-
-
 def exact_score_backward(sde, target, start: str, n: int, seed: int, device="cpu",
                          cache: ArtefactCache | None = None) -> dict:
     """The backward process with the exact score of ``target`` from ``start`` (cached): ``x`` (the end samples),
-    ``t`` and ``mu`` (the records of :func:`moment_records`)."""
+    ``t`` and ``mu`` (the records of :func:`lib.recipes.pipelines.toy_dm.moment_records`)."""
     if start not in STARTS:
         raise ValueError(f"start must be one of {STARTS}, got {start!r}")
     cache = ArtefactCache() if cache is None else cache
@@ -58,4 +54,4 @@ def exact_score_backward(sde, target, start: str, n: int, seed: int, device="cpu
         return {"x": run.x, "t": run.t, "mu": run.records["mu"]}
 
     params = dict(target=target, sde=sde, start=start, n=n, n_steps=1000, t_end=1e-3, seed=seed)
-    return cache.get_or_compute("two-peak-exact-score-backward", params, compute, seed=seed)
+    return cache.get_or_compute("two-peak-exact-score-backward", params, compute, seed=seed, code=__name__)

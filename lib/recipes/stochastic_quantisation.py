@@ -62,4 +62,4 @@ def langevin_moments(action, eps: float, seed: int, size: Sizes, device="cpu",
 
     params = dict(action=action, eps=eps, chains=size.n_chains, time=size.langevin_time, therm=size.therm_time,
                   record_time=size.record_time, orders=list(ORDERS.values()), seed=seed)
-    return cache.get_or_compute("langevin-moments", params, compute, seed=seed)
+    return cache.get_or_compute("langevin-moments", params, compute, seed=seed, code=__name__)

@@ -1,5 +1,6 @@
-r"""Recipes of :doc:`/book/part2/two_peak`: the score networks of the two-peak model, the runs of the authors' sampler
-with the learned and the exact score, and the integrator study, all cached.
+r"""Recipes of :doc:`/book/part2/two_peak`: the score networks of the two-peak model (settings of the pipeline
+:mod:`lib.recipes.pipelines.toy_dm`), the runs of the authors' sampler with the learned and the exact score, and the
+integrator study, all cached.
 
 The target is :math:`p_0 = \tfrac12[\mathcal N(-\mu_0, s_0^2) + \mathcal N(\mu_0, s_0^2)]` with :math:`\mu_0 = 1`,
 :math:`s_0 = 1/4` (:data:`TARGET`), the schemes VE and VP with :math:`\sigma = 10` (:data:`SCHEMES`), the network an
@@ -15,11 +16,11 @@ from lib.core.random import make_generator
 from lib.diffusion import grids, nets, sde, solvers, training
 from lib.infra.cache import ArtefactCache
 from lib.physics import toy
-from lib.recipes.cached_training import trained_score_model
-from lib.recipes.score_matching import moment_records
+from lib.recipes.pipelines import toy_dm
+from lib.recipes.pipelines.toy_dm import moment_records
 
-__all__ = ["TARGET", "SCHEMES", "N_DATA", "NET", "TRAIN_SEEDS", "Sizes", "sizes", "train_config", "trained",
-           "forward_moments", "backward_moments", "integrator_study"]
+__all__ = ["TARGET", "SCHEMES", "N_DATA", "NET", "TRAIN_SEEDS", "Sizes", "sizes", "train_config", "network_specs",
+           "trained", "forward_moments", "backward_moments", "integrator_study"]
 
 #: the two-peak target of arXiv 2410.21212
 TARGET = toy.GaussianMixture.two_peak(mu0=1.0, s0=0.25)
@@ -57,14 +58,15 @@ def train_config(scale: str) -> training.TrainConfig:
     raise ValueError(f"scale must be 'quick' or 'paper', got {scale!r}")
 
 
+def network_specs(scale: str) -> dict:
+    """The score networks of the two schemes at ``scale``: ``{"VE": MixtureNetSpec, "VP": MixtureNetSpec}``."""
+    return {name: toy_dm.MixtureNetSpec(TARGET, s, NET, train_config(scale), TRAIN_SEEDS[name], N_DATA)
+            for name, s in SCHEMES.items()}
+
+
 def trained(name: str, scale: str, device="cpu", cache: ArtefactCache | None = None) -> training.TrainResult:
-    """The score network of scheme ``name`` ("VE" or "VP"), trained on first use and cached."""
-    s = SCHEMES[name]
-    return trained_score_model(
-        ArtefactCache() if cache is None else cache, "two-peak-score", {"net": NET, "target": TARGET, "n_data": N_DATA},
-        s, build=lambda g: nets.build_mlp(NET, s, generator=g),
-        data_fn=lambda g: TARGET.sample((N_DATA,), generator=g, dtype=torch.float32),
-        config=train_config(scale), seed=TRAIN_SEEDS[name], device=device)
+    """The score network of scheme ``name`` ("VE" or "VP") at ``scale``: from the store, the cache, or trained."""
+    return toy_dm.trained(network_specs(scale)[name], cache, device)
 
 
 def forward_moments(name: str, n: int, n_steps: int, seed: int, device="cpu",
@@ -79,7 +81,7 @@ def forward_moments(name: str, n: int, n_steps: int, seed: int, device="cpu",
         return {"t": run.t, "mu": run.records["mu"]}
 
     params = dict(target=TARGET, sde=s, n=n, n_steps=n_steps, seed=seed)
-    return cache.get_or_compute("two-peak-forward", params, compute, seed=seed)
+    return cache.get_or_compute("two-peak-forward", params, compute, seed=seed, code=__name__)
 
 
 def backward_moments(name: str, which: str, scale: str, n: int, n_steps: int, seed: int, device="cpu",
@@ -101,8 +103,8 @@ def backward_moments(name: str, which: str, scale: str, n: int, n_steps: int, se
     params = dict(target=TARGET, sde=s, score=which, n=n, n_steps=n_steps, t_end=1e-3, seed=seed)
     if which == "learned":
         params.update(net=NET, train=train_config(scale), train_seed=TRAIN_SEEDS[name], n_data=N_DATA)
-    out = cache.get_or_compute("two-peak-backward", params, compute, seed=seed)
-    return out, cache.provenance("two-peak-backward", params)
+    out = cache.get_or_compute("two-peak-backward", params, compute, seed=seed, code=__name__)
+    return out, cache.provenance("two-peak-backward", params, code=__name__)
 
 
 def integrator_study(name: str, n: int, nfe_list, rk_tols, t_end: float, seed: int, device="cpu",
@@ -132,4 +134,4 @@ def integrator_study(name: str, n: int, nfe_list, rk_tols, t_end: float, seed: i
         return out
 
     params = dict(target=TARGET, sde=s, n=n, nfe=list(nfe_list), rk_tols=list(rk_tols), t_end=t_end, seed=seed)
-    return cache.get_or_compute("two-peak-integrators", params, compute, seed=seed)
+    return cache.get_or_compute("two-peak-integrators", params, compute, seed=seed, code=__name__)
