@@ -30,6 +30,8 @@ class OtherSchedule:
     T: float = 1.0  # final time
 
 
+#: the module whose code "computes" the artefacts of these tests (any module of lib; its closure is in the key)
+CODE = "lib.core.files"
 PARAMS = {"sde": Schedule(), "n": 1000, "eps": 1e-3, "shape": (4, 4), "dtype": torch.float64, "name": "ve"}
 
 
@@ -55,8 +57,8 @@ def data():
 
 
 def test_round_trip(cache, data):
-    cache.save("ensemble", PARAMS, data, seed=42)
-    out = cache.load("ensemble", PARAMS)
+    cache.save("ensemble", PARAMS, data, seed=42, code=CODE)
+    out = cache.load("ensemble", PARAMS, code=CODE)
     assert set(out) == set(data)
     for k in ("x", "z"):
         assert isinstance(out[k], torch.Tensor) and out[k].dtype == data[k].dtype
@@ -74,14 +76,14 @@ def test_round_trip(cache, data):
 
 
 def test_data_loads_with_weights_only(cache, data):
-    path = cache.save("ensemble", PARAMS, data)
+    path = cache.save("ensemble", PARAMS, data, code=CODE)
     raw = torch.load(path / "data.pt", weights_only=True)
     assert torch.equal(raw["x"], data["x"])
 
 
 def test_provenance(cache, data):
-    path = cache.save("ensemble", PARAMS, data, seed=42, extra={"note": "test"}, wall_time=1.5)
-    prov = cache.provenance("ensemble", PARAMS)
+    path = cache.save("ensemble", PARAMS, data, seed=42, extra={"note": "test"}, wall_time=1.5, code=CODE)
+    prov = cache.provenance("ensemble", PARAMS, code=CODE)
     assert prov["seed"] == 42 and prov["wall_time"] == 1.5 and prov["extra"] == {"note": "test"}
     assert prov["params"]["sde"] == {"__class__": "Schedule", "sigma": 10.0, "T": 1.0}
     assert prov["params"]["dtype"] == "torch.float64" and prov["params"]["shape"] == [4, 4]
@@ -94,27 +96,27 @@ def test_provenance(cache, data):
 def test_absent_entry(cache):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert cache.load("ensemble", PARAMS) is None
-        assert cache.provenance("ensemble", PARAMS) is None
+        assert cache.load("ensemble", PARAMS, code=CODE) is None
+        assert cache.provenance("ensemble", PARAMS, code=CODE) is None
 
 
 def test_key_stable_and_order_independent(cache):
-    k1 = cache.key("ensemble", PARAMS)
-    assert k1 == cache.key("ensemble", dict(PARAMS)) and len(k1) == 64
+    k1 = cache.key("ensemble", PARAMS, code=CODE)
+    assert k1 == cache.key("ensemble", dict(PARAMS), code=CODE) and len(k1) == 64
     permuted = dict(reversed(list(PARAMS.items())))
-    assert list(permuted) != list(PARAMS) and cache.key("ensemble", permuted) == k1
-    assert ArtefactCache(cache.root / "elsewhere").key("ensemble", PARAMS) == k1  # independent of the root
-    assert cache.entry_dir("ensemble", PARAMS) == cache.root / "ensemble" / k1[:16]
+    assert list(permuted) != list(PARAMS) and cache.key("ensemble", permuted, code=CODE) == k1
+    assert ArtefactCache(cache.root / "elsewhere").key("ensemble", PARAMS, code=CODE) == k1  # independent of the root
+    assert cache.entry_dir("ensemble", PARAMS, code=CODE) == cache.root / "ensemble" / k1[:16]
 
 
 def test_key_same_in_another_process(cache):
     code = ("import torch, dataclasses; from lib.infra.cache import ArtefactCache\n"
             "@dataclasses.dataclass(frozen=True)\nclass Schedule:\n    sigma: float = 10.0\n    T: float = 1.0\n"
             "p = {'name': 've', 'shape': (4, 4), 'eps': 1e-3, 'n': 1000, 'dtype': torch.float64, 'sde': Schedule()}\n"
-            "print(ArtefactCache('.').key('ensemble', p))")
+            "print(ArtefactCache('.').key('ensemble', p, code='lib.core.files'))")
     env = dict(os.environ, PYTHONHASHSEED="12345")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.strip() == cache.key("ensemble", PARAMS)
+    assert out.stdout.strip() == cache.key("ensemble", PARAMS, code=CODE)
 
 
 @pytest.mark.parametrize("change", [
@@ -122,15 +124,15 @@ def test_key_same_in_another_process(cache):
     {"dtype": torch.float32}, {"shape": (4, 5)}, {"name": "vp"}, {"extra": 0},
 ])
 def test_changed_param_changes_key(cache, change):
-    assert cache.key("ensemble", {**PARAMS, **change}) != cache.key("ensemble", PARAMS)
+    assert cache.key("ensemble", {**PARAMS, **change}, code=CODE) != cache.key("ensemble", PARAMS, code=CODE)
 
 
 def test_key_details(cache):
-    assert cache.key("a", {"x": 0.1}) != cache.key("a", {"x": 0.1000001})
-    assert cache.key("a", {"x": 0.1}) != cache.key("b", {"x": 0.1})
-    assert cache.key("a", {"x": True}) != cache.key("a", {"x": 1})
-    assert cache.key("a", {"x": (1, 2)}) == cache.key("a", {"x": [1, 2]})
-    assert cache.key("a", {"x": np.float64(0.1)}) == cache.key("a", {"x": 0.1})
+    assert cache.key("a", {"x": 0.1}, code=CODE) != cache.key("a", {"x": 0.1000001}, code=CODE)
+    assert cache.key("a", {"x": 0.1}, code=CODE) != cache.key("b", {"x": 0.1}, code=CODE)
+    assert cache.key("a", {"x": True}, code=CODE) != cache.key("a", {"x": 1}, code=CODE)
+    assert cache.key("a", {"x": (1, 2)}, code=CODE) == cache.key("a", {"x": [1, 2]}, code=CODE)
+    assert cache.key("a", {"x": np.float64(0.1)}, code=CODE) == cache.key("a", {"x": 0.1}, code=CODE)
 
 
 @pytest.mark.parametrize("params, where", [
@@ -141,19 +143,19 @@ def test_key_details(cache):
 ])
 def test_unsupported_param_names_the_key(cache, params, where):
     with pytest.raises(TypeError, match=where):
-        cache.key("a", params)
+        cache.key("a", params, code=CODE)
 
 
 def test_bad_kind(cache):
     for kind in ("", "a/b", "../x", ".hidden"):
         with pytest.raises(ValueError, match="kind"):
-            cache.key(kind, {})
+            cache.key(kind, {}, code=CODE)
 
 
 def test_unsupported_data_is_not_written(cache):
     with pytest.raises(TypeError, match=r"data\['bad'\]"):
-        cache.save("a", {}, {"ok": 1, "bad": object()})
-    assert cache.load("a", {}) is None
+        cache.save("a", {}, {"ok": 1, "bad": object()}, code=CODE)
+    assert cache.load("a", {}, code=CODE) is None
 
 
 def test_get_or_compute_computes_once(cache):
@@ -163,11 +165,11 @@ def test_get_or_compute_computes_once(cache):
         calls.append(1)
         return {"x": torch.arange(4.0)}
 
-    first = cache.get_or_compute("a", {"n": 4}, compute, seed=1)
-    second = cache.get_or_compute("a", {"n": 4}, compute, seed=1)
+    first = cache.get_or_compute("a", {"n": 4}, compute, seed=1, code=CODE)
+    second = cache.get_or_compute("a", {"n": 4}, compute, seed=1, code=CODE)
     assert len(calls) == 1 and torch.equal(first["x"], second["x"])
-    assert cache.provenance("a", {"n": 4})["wall_time"] >= 0.0
-    cache.get_or_compute("a", {"n": 5}, compute)  # a changed parameter never reuses the entry
+    assert cache.provenance("a", {"n": 4}, code=CODE)["wall_time"] >= 0.0
+    cache.get_or_compute("a", {"n": 5}, compute, code=CODE)  # a changed parameter never reuses the entry
     assert len(calls) == 2
 
 
@@ -200,7 +202,7 @@ CORRUPTIONS = {
 
 @pytest.mark.parametrize("corrupt", CORRUPTIONS.values(), ids=CORRUPTIONS.keys())
 def test_corrupt_entry_is_moved_aside_and_recomputed(cache, corrupt):
-    path = cache.save("a", {"n": 1}, {"x": torch.arange(100.0)})
+    path = cache.save("a", {"n": 1}, {"x": torch.arange(100.0)}, code=CODE)
     corrupt(path)
     before = {f.name: f.read_bytes() for f in path.iterdir()}
     calls = []
@@ -210,21 +212,21 @@ def test_corrupt_entry_is_moved_aside_and_recomputed(cache, corrupt):
         return {"x": torch.ones(3)}
 
     with pytest.warns(CacheWarning, match="corrupt"):
-        out = cache.get_or_compute("a", {"n": 1}, compute)
+        out = cache.get_or_compute("a", {"n": 1}, compute, code=CODE)
     assert calls == [1] and torch.equal(out["x"], torch.ones(3))
     aside = list(path.parent.glob(path.name + ".corrupt-*"))
     assert len(aside) == 1
     assert {f.name: f.read_bytes() for f in aside[0].iterdir()} == before  # nothing lost
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert torch.equal(cache.load("a", {"n": 1})["x"], torch.ones(3))
+        assert torch.equal(cache.load("a", {"n": 1}, code=CODE)["x"], torch.ones(3))
 
 
 def test_corrupt_entry_load_returns_none(cache):
-    path = cache.save("a", {"n": 1}, {"x": torch.arange(10.0)})
+    path = cache.save("a", {"n": 1}, {"x": torch.arange(10.0)}, code=CODE)
     _flip_byte(path)
     with pytest.warns(CacheWarning):
-        assert cache.load("a", {"n": 1}) is None
+        assert cache.load("a", {"n": 1}, code=CODE) is None
     assert not path.exists()
 
 
@@ -238,29 +240,29 @@ def test_interrupted_write_leaves_no_entry(cache, monkeypatch):
 
     monkeypatch.setattr(torch, "save", dying_save)
     with pytest.raises(KeyboardInterrupt):
-        cache.save("a", {"n": 1}, {"x": torch.arange(10.0)})
+        cache.save("a", {"n": 1}, {"x": torch.arange(10.0)}, code=CODE)
     monkeypatch.undo()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert cache.load("a", {"n": 1}) is None
+        assert cache.load("a", {"n": 1}, code=CODE) is None
     assert list((cache.root / "a").iterdir()) == []  # no temporary leftovers
 
 
 def test_overwrite(cache):
-    cache.save("a", {"n": 1}, {"x": 1})
-    cache.save("a", {"n": 1}, {"x": 2})
-    assert cache.load("a", {"n": 1}) == {"x": 2}
-    assert [p.name for p in (cache.root / "a").iterdir()] == [cache.key("a", {"n": 1})[:16]]
+    cache.save("a", {"n": 1}, {"x": 1}, code=CODE)
+    cache.save("a", {"n": 1}, {"x": 2}, code=CODE)
+    assert cache.load("a", {"n": 1}, code=CODE) == {"x": 2}
+    assert [p.name for p in (cache.root / "a").iterdir()] == [cache.key("a", {"n": 1}, code=CODE)[:16]]
 
 
 def test_scratch_dir(cache):
-    scratch = cache.scratch_dir("train", PARAMS)
-    assert scratch.is_dir() and scratch != cache.entry_dir("train", PARAMS)
-    assert scratch == cache.scratch_dir("train", PARAMS)
-    assert scratch != cache.scratch_dir("train", {**PARAMS, "n": 1})
+    scratch = cache.scratch_dir("train", PARAMS, code=CODE)
+    assert scratch.is_dir() and scratch != cache.entry_dir("train", PARAMS, code=CODE)
+    assert scratch == cache.scratch_dir("train", PARAMS, code=CODE)
+    assert scratch != cache.scratch_dir("train", {**PARAMS, "n": 1}, code=CODE)
     (scratch / "checkpoint.pt").write_bytes(b"x")
-    assert cache.load("train", PARAMS) is None
-    cache.clear_scratch("train", PARAMS)
+    assert cache.load("train", PARAMS, code=CODE) is None
+    cache.clear_scratch("train", PARAMS, code=CODE)
     assert not scratch.exists()
 
 
@@ -269,7 +271,7 @@ def test_lib_cache_dir_env(monkeypatch, tmp_path):
     assert default_root() == (tmp_path / "elsewhere").resolve()
     cache = ArtefactCache()
     assert cache.root == (tmp_path / "elsewhere").resolve()
-    assert cache.save("a", {}, {"x": 1}).is_relative_to(tmp_path / "elsewhere")
+    assert cache.save("a", {}, {"x": 1}, code=CODE).is_relative_to(tmp_path / "elsewhere")
 
 
 def test_default_root_in_checkout(monkeypatch):
@@ -287,29 +289,24 @@ def test_default_root_outside_checkout(monkeypatch, tmp_path):
     assert default_root() == tmp_path.resolve() / ".artefacts"
 
 
-def test_code_fingerprint_covers_the_python_sources_only(tmp_path):
-    from lib.infra.cache import code_fingerprint
-
-    def package(name, files):
-        folder = tmp_path / name
-        folder.mkdir()
-        for file, text in files.items():
-            (folder / file).write_text(text)
-        return code_fingerprint(folder)
-
-    base = package("base", {"a.py": "x = 1\n"})
-    assert package("with_notes", {"a.py": "x = 1\n", "notes.txt": "not code"}) == base
-    assert package("edited", {"a.py": "x = 2\n"}) != base
-    assert package("renamed", {"b.py": "x = 1\n"}) != base
-
-
 def test_key_includes_the_code_fingerprint(tmp_path, monkeypatch):
-    import lib.infra.cache as cache_mod
-
     cache = cache_mod.ArtefactCache(tmp_path)
-    before = cache.key("k", {"a": 1})
+    before = cache.key("k", {"a": 1}, code=CODE)
+    assert cache.key("k", {"a": 1}, code="lib.core.checks") != before  # other code, other key
     monkeypatch.setattr(cache_mod, "code_fingerprint", lambda *args: "changed library")
-    assert cache.key("k", {"a": 1}) != before
+    assert cache.key("k", {"a": 1}, code=CODE) != before
+
+
+def test_key_refuses_a_code_that_is_not_a_module_of_lib(cache):
+    for code in ("lib.no_such_module", "numpy", (), None):
+        with pytest.raises((ValueError, TypeError), match="module"):
+            cache.key("k", {"a": 1}, code=code)
+
+
+def test_provenance_names_the_modules_of_the_code(cache):
+    cache.save("k", {"a": 1}, {"x": 1}, code=CODE)
+    prov = cache.provenance("k", {"a": 1}, code=CODE)
+    assert prov["code_modules"] == ["lib.core.files"]
 
 
 # --- nothing computed is lost (issue: reliability) ------------------------------------------------------------------
@@ -323,7 +320,7 @@ def test_unwritable_cache_returns_the_result_and_warns(tmp_path):
         return {"x": torch.arange(3.0)}
 
     with pytest.warns(CacheWarning, match="not writable.*computed and returned but not stored"):
-        out = cache.get_or_compute("kind", {"a": 1}, compute)
+        out = cache.get_or_compute("kind", {"a": 1}, compute, code=CODE)
     assert calls == [1] and torch.equal(out["x"], torch.arange(3.0))
 
 
@@ -335,14 +332,14 @@ def test_a_failing_write_after_compute_returns_the_result(tmp_path, monkeypatch)
 
     monkeypatch.setattr(cache, "_write", broken_write)
     with pytest.warns(CacheWarning, match="could not store.*returned but not cached"):
-        out = cache.get_or_compute("kind", {"a": 1}, lambda: {"x": np.arange(3.0), "n": 2})
+        out = cache.get_or_compute("kind", {"a": 1}, lambda: {"x": np.arange(3.0), "n": 2}, code=CODE)
     np.testing.assert_array_equal(out["x"], np.arange(3.0))
     assert out["n"] == 2
 
 
 def test_corrupt_entry_in_a_read_only_cache_is_recomputed(tmp_path, monkeypatch):
     cache = ArtefactCache(tmp_path)
-    path = cache.save("kind", {"a": 1}, {"x": torch.ones(2)})
+    path = cache.save("kind", {"a": 1}, {"x": torch.ones(2)}, code=CODE)
     (path / "data.pt").write_bytes(b"garbage")
 
     def no_move(*args, **kwargs):
@@ -350,13 +347,13 @@ def test_corrupt_entry_in_a_read_only_cache_is_recomputed(tmp_path, monkeypatch)
 
     monkeypatch.setattr(ArtefactCache, "_move_aside", staticmethod(no_move))
     with pytest.warns(CacheWarning, match="could not be moved aside"):
-        out = cache.get_or_compute("kind", {"a": 1}, lambda: {"x": torch.zeros(2)})
+        out = cache.get_or_compute("kind", {"a": 1}, lambda: {"x": torch.zeros(2)}, code=CODE)
     assert torch.equal(out["x"], torch.zeros(2))
 
 
 def test_an_entry_replaced_while_it_is_read_is_not_moved_aside(tmp_path, monkeypatch):
     cache = ArtefactCache(tmp_path)
-    path = cache.save("kind", {"a": 1}, {"x": torch.ones(2)})
+    path = cache.save("kind", {"a": 1}, {"x": torch.ones(2)}, code=CODE)
     real, calls = ArtefactCache._read_entry, []
 
     def flaky(p, key):
@@ -368,18 +365,18 @@ def test_an_entry_replaced_while_it_is_read_is_not_moved_aside(tmp_path, monkeyp
     monkeypatch.setattr(ArtefactCache, "_read_entry", staticmethod(flaky))
     with warnings.catch_warnings():
         warnings.simplefilter("error", CacheWarning)
-        out = cache.load("kind", {"a": 1})
+        out = cache.load("kind", {"a": 1}, code=CODE)
     assert torch.equal(out["x"], torch.ones(2)) and len(calls) == 2 and path.exists()
 
 
 def test_orphaned_temporary_directories_are_cleaned(tmp_path):
     cache = ArtefactCache(tmp_path)
-    cache.save("kind", {"a": 0}, {"x": 1})
+    cache.save("kind", {"a": 0}, {"x": 1}, code=CODE)
     old = tmp_path / "kind" / ".tmp-0123456789abcdef-deadbeef"
     fresh = tmp_path / "kind" / ".tmp-0123456789abcdef-feedface"
     for d in (old, fresh):
         d.mkdir()
         (d / "data.pt").write_bytes(b"half")
     os.utime(old, (time.time() - 2 * cache_mod.ORPHAN_AGE,) * 2)
-    cache.save("kind", {"a": 1}, {"x": 2})
+    cache.save("kind", {"a": 1}, {"x": 2}, code=CODE)
     assert not old.exists() and fresh.exists()  # a fresh one may belong to a writer at work

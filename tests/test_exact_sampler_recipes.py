@@ -10,28 +10,30 @@ from lib.diffusion import lattice_nets, training
 from lib.infra.cache import ArtefactCache
 from lib.physics import phi4
 from lib.recipes import exact_sampler as es
-from lib.recipes import phi4_diffusion as dm
-from lib.recipes import phi4_ensembles as pe
+
+from lib.recipes.pipelines import flow_proposals
+from lib.recipes.pipelines import lattice_training
+from lib.recipes.pipelines import phi4_ensembles as ens
 
 P = phi4.Phi4Params(4, 0.21, 0.022)
 NET = lattice_nets.LatticeNetConfig(kind="cnn", channels=(4,), embed_dim=8, group_norm=False)
 TRAIN = training.TrainConfig(n_steps=6, lr=1e-3, batch_size=8, augment_flip=True, ema_decay=0.9, keep_at=(3,))
-CHAIN = pe.ChainSpec(P, n_chains=4, n_therm=2, n_traj=8, keep_every=2, step=0.4, n_steps=3, seed=1)
-DM = dm.DMSpec((CHAIN,), NET, TRAIN, seed=3, normalisation="std")
-SPEC = es.ProposalSpec(DM, 10, n_steps=3, probes=2, batch=4, seed=5)
+CHAIN = ens.ChainSpec(P, n_chains=4, n_therm=2, n_traj=8, keep_every=2, step=0.4, n_steps=3, seed=1)
+DM = lattice_training.DMSpec((CHAIN,), NET, TRAIN, seed=3, normalisation="std")
+SPEC = flow_proposals.ProposalSpec(DM, 10, n_steps=3, probes=2, batch=4, seed=5)
 
 
 def test_specs_validate():
     with pytest.raises(ValueError, match="at_step = 4 is not a kept snapshot"):
-        es.ProposalSpec(DM, 10, at_step=4)
+        flow_proposals.ProposalSpec(DM, 10, at_step=4)
     with pytest.raises(ValueError, match="method"):
-        es.ProposalSpec(DM, 10, method="rk4")
+        flow_proposals.ProposalSpec(DM, 10, method="rk4")
     with pytest.raises(ValueError, match="n_proposals"):
-        es.ProposalSpec(DM, 1)
+        flow_proposals.ProposalSpec(DM, 1)
     with pytest.raises(ValueError, match="t_end"):
-        es.ProposalSpec(DM, 10, t_end=1.0)
+        flow_proposals.ProposalSpec(DM, 10, t_end=1.0)
     with pytest.raises(ValueError, match="dm must be a DMSpec"):
-        es.ProposalSpec("model", 10)
+        flow_proposals.ProposalSpec("model", 10)
     assert SPEC.score_evaluations == 6
     for scale in ("quick", "paper"):
         specs = es.book_specs(scale)
@@ -42,15 +44,15 @@ def test_specs_validate():
 
 
 def test_proposals_are_cached_resume_and_have_the_density_of_the_field(tmp_path, monkeypatch):
-    reference = es.proposals(SPEC, ArtefactCache(tmp_path / "a"))
+    reference = flow_proposals.proposals(SPEC, ArtefactCache(tmp_path / "a"))
     assert reference["phi"].shape == (10, 4, 4) and reference["hutchinson_error"].shape == (10, 2)
     torch.testing.assert_close(reference["action"], phi4.action(reference["phi"], P))
     # the density of the field is that of the normalised field minus V log(scale)
-    model, norm = es.network(DM, cache=ArtefactCache(tmp_path / "a"))
+    model, norm = flow_proposals.network(DM, cache=ArtefactCache(tmp_path / "a"))
     assert norm.scale > 0 and math.isfinite(float(reference["log_q"].sum()))
     # an interrupted run resumes with the next batch and gives the same proposals
     cache = ArtefactCache(tmp_path / "b")
-    real, calls = es.flow_map.flow_proposals, []
+    real, calls = flow_proposals.flow_map.flow_proposals, []
 
     def crash_second(*args, **kwargs):
         calls.append(1)
@@ -58,39 +60,39 @@ def test_proposals_are_cached_resume_and_have_the_density_of_the_field(tmp_path,
             raise KeyboardInterrupt("simulated interruption")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(es.flow_map, "flow_proposals", crash_second)
+    monkeypatch.setattr(flow_proposals.flow_map, "flow_proposals", crash_second)
     with pytest.raises(KeyboardInterrupt):
-        es.proposals(SPEC, cache)
-    monkeypatch.setattr(es.flow_map, "flow_proposals", real)
-    scratch = cache.scratch_dir(es.KIND_PROPOSALS, {"proposals": SPEC})
+        flow_proposals.proposals(SPEC, cache)
+    monkeypatch.setattr(flow_proposals.flow_map, "flow_proposals", real)
+    scratch = cache.scratch_dir(flow_proposals.KIND_PROPOSALS, {"proposals": SPEC}, code=flow_proposals.__name__)
     assert sorted(p.name for p in scratch.glob("batch_*.pt")) == ["batch_00000.pt"]
-    resumed = es.proposals(SPEC, cache)
+    resumed = flow_proposals.proposals(SPEC, cache)
     for name in ("phi", "log_q", "hutchinson_error"):
         torch.testing.assert_close(resumed[name], reference[name])
     assert not scratch.exists()  # cleared once stored
     # a snapshot of the run is another network
-    early = es.proposals(es.ProposalSpec(DM, 10, n_steps=3, at_step=3, batch=4, seed=5), cache)
+    early = flow_proposals.proposals(flow_proposals.ProposalSpec(DM, 10, n_steps=3, at_step=3, batch=4, seed=5), cache)
     assert not torch.equal(early["phi"], reference["phi"])
 
 
 def test_corrected_chain_series_and_noisy_density(tmp_path):
-    props = es.proposals(SPEC, ArtefactCache(tmp_path))
-    out = es.corrected_chain(props, make_generator(0))
+    props = flow_proposals.proposals(SPEC, ArtefactCache(tmp_path))
+    out = flow_proposals.corrected_chain(props, make_generator(0))
     assert out["M"].shape == (9,) and set(out) >= {"abs_M", "M2", "action", "sign_M", "acceptance", "chain"}
     M = props["phi"].mean(dim=(1, 2))
     torch.testing.assert_close(out["M2"], (M * M)[out["chain"].index])
     # a large error added to log q changes the decisions (same uniforms)
-    noisy = es.corrected_chain(props, make_generator(0), log_q_error=torch.linspace(-50, 50, 10, dtype=torch.float64))
+    noisy = flow_proposals.corrected_chain(props, make_generator(0), log_q_error=torch.linspace(-50, 50, 10, dtype=torch.float64))
     assert not torch.equal(noisy["chain"].accepted, out["chain"].accepted)
 
 
 def test_summary_and_acceptance_error(tmp_path):
     import numpy as np
 
-    props = es.proposals(SPEC, ArtefactCache(tmp_path))
-    out = es.corrected_chain(props, make_generator(0))
+    props = flow_proposals.proposals(SPEC, ArtefactCache(tmp_path))
+    out = flow_proposals.corrected_chain(props, make_generator(0))
     assert out["acceptance"] == out["chain"].acceptance and out["acceptance_error"] >= 0
-    raw = es.summary(es.observables_of(props["phi"], props["action"]), 16, np.random.default_rng(0), independent=True)
+    raw = flow_proposals.summary(flow_proposals.observables_of(props["phi"], props["action"]), 16, np.random.default_rng(0), independent=True)
     assert set(raw) >= {"M", "absM", "chi2", "U_L", "action_density", "phi2"}
     torch.testing.assert_close(torch.tensor(raw["phi2"][0], dtype=torch.float64),
                                props["phi"].pow(2).mean(), rtol=1e-12, atol=1e-12)

@@ -5,6 +5,9 @@ from lib.recipes import lattice_transfer as lt
 from lib.recipes import phi4_diffusion as dm
 
 
+from lib.recipes.pipelines import lattice_sampling
+
+
 @pytest.mark.parametrize("scale", ["quick", "paper"])
 def test_every_model_and_sample_is_on_the_lattice_it_names(scale):
     specs = lt.book_specs(scale)
@@ -20,7 +23,7 @@ def test_every_model_and_sample_is_on_the_lattice_it_names(scale):
         for L, sample in specs["samples"][phase].items():
             assert sample.L == L and sample.n_samples >= 32
             if scale == "quick":  # batches sized for one CPU thread's cache
-                assert sample.batch == min(dm.cpu_batch(L), sample.n_samples)
+                assert sample.batch == min(lattice_sampling.cpu_batch(L), sample.n_samples)
     seeds = [m.seed for p in specs["models"].values() for m in p.values()]
     assert len(set(seeds)) == len(seeds)
 
@@ -41,6 +44,6 @@ def test_bad_scale():
 
 def test_generate_refuses_a_lattice_the_network_cannot_run_on():
     spec = lt.book_specs("quick")["models"]["k0.21"][8]
-    sample = dm.SampleSpec(n_samples=4, L=10)
+    sample = lattice_sampling.SampleSpec(n_samples=4, L=10)
     with pytest.raises(ValueError, match="divisible by 4, got L = 10"):
-        dm.generate(spec, sample)
+        lattice_sampling.generate(spec, sample)

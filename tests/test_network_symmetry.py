@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 
 from lib.recipes import network_symmetry as ns
-from lib.recipes import phi4_ensembles as ens
+from lib.recipes.pipelines import phi4_ensembles as ens
 
 
 @pytest.mark.parametrize("scale", ["quick", "paper"])

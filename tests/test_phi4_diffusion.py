@@ -1,4 +1,5 @@
 """Tests of lib.recipes.phi4_diffusion: recipes, training and generation through the cache, resume, the forward flow."""
+import dataclasses
 import math
 
 import pytest
@@ -11,7 +12,11 @@ from lib.diffusion import lattice_nets, solvers, training
 from lib.physics import observables
 from lib.physics import phi4
 from lib.recipes import phi4_diffusion as dm
-from lib.recipes import phi4_ensembles as pe
+from lib.recipes.pipelines import lattice_likelihood
+from lib.recipes.pipelines import lattice_sampling
+from lib.recipes.pipelines import lattice_training
+from lib.recipes.pipelines import phi4_ensembles as ens
+
 from lib.core.random import make_generator
 from lib.infra.cache import ArtefactCache, CacheWarning
 from lib.diffusion.sde import ve
@@ -24,16 +29,16 @@ TRAIN = training.TrainConfig(n_steps=5, lr=1e-3, batch_size=8, augment_flip=True
 def chain(seed=1, params=P, **kw):
     base = dict(params=params, n_chains=4, n_therm=2, n_traj=8, keep_every=2, step=0.4, n_steps=3, seed=seed)
     base.update(kw)
-    return pe.ChainSpec(**base)
+    return ens.ChainSpec(**base)
 
 
 def tiny_dm(**kw):
     base = dict(ensembles=(chain(),), net=NET, train=TRAIN, seed=3)
     base.update(kw)
-    return dm.DMSpec(**base)
+    return lattice_training.DMSpec(**base)
 
 
-SAMPLE = dm.SampleSpec(n_samples=6, n_steps=4, batch=4, record_every=2, n_snapshots=2, seed=9)
+SAMPLE = lattice_sampling.SampleSpec(n_samples=6, n_steps=4, batch=4, record_every=2, n_snapshots=2, seed=9)
 
 
 def test_specs_validate():
@@ -48,19 +53,19 @@ def test_specs_validate():
     with pytest.raises(ValueError, match="at least one"):
         tiny_dm(ensembles=())
     with pytest.raises(ValueError, match="n_samples"):
-        dm.SampleSpec(n_samples=1)
+        lattice_sampling.SampleSpec(n_samples=1)
     with pytest.raises(ValueError, match="t_end"):
-        dm.SampleSpec(n_samples=4, t_end=1.0)
+        lattice_sampling.SampleSpec(n_samples=4, t_end=1.0)
     with pytest.raises(ValueError, match="method"):
-        dm.SampleSpec(n_samples=4, method="ode")
+        lattice_sampling.SampleSpec(n_samples=4, method="ode")
     with pytest.raises(ValueError, match="spacing"):
-        dm.SampleSpec(n_samples=4, spacing="log")
+        lattice_sampling.SampleSpec(n_samples=4, spacing="log")
     with pytest.raises(ValueError, match="snapshot_times"):
-        dm.SampleSpec(n_samples=4, snapshot_times=(1.5,))
+        lattice_sampling.SampleSpec(n_samples=4, snapshot_times=(1.5,))
     with pytest.raises(ValueError, match="weights"):
-        dm.SampleSpec(n_samples=4, weights="ema")
+        lattice_sampling.SampleSpec(n_samples=4, weights="ema")
     with pytest.raises(ValueError, match="method"):
-        dm.LikelihoodSpec(chain(), method="trace")
+        lattice_likelihood.LikelihoodSpec(chain(), method="trace")
     with pytest.raises(ValueError, match="scale"):
         dm.book_specs("huge")
     assert tiny_dm(ensembles=[chain()]).ensembles == (chain(),)  # a list becomes a tuple (hashable key)
@@ -69,50 +74,54 @@ def test_specs_validate():
 def test_training_data_and_normalisation(tmp_path):
     cache = ArtefactCache(tmp_path)
     spec = tiny_dm(n_train=10)
-    data = dm.training_configs(spec, cache)
+    data = lattice_training.training_configs(spec, cache)
     assert data.shape == (10, 4, 4)
-    norm = dm.normalisation(spec, data)
+    norm = lattice_training.normalisation(spec, data)
     assert norm.shift == 0.0 and math.isclose(norm.scale, float(data.abs().max()), rel_tol=1e-6)
-    norm_mm = dm.normalisation(tiny_dm(normalisation="minmax"), data)
+    norm_mm = lattice_training.normalisation(tiny_dm(normalisation="minmax"), data)
     assert float(norm_mm.forward(data).min()) == pytest.approx(-1.0) and float(norm_mm.forward(data).max()) == \
         pytest.approx(1.0)
     with pytest.raises(ValueError, match="n_train"):
-        dm.training_configs(tiny_dm(n_train=1000), cache)
+        lattice_training.training_configs(tiny_dm(n_train=1000), cache)
 
 
 def test_generate_shapes_units_and_cache(tmp_path):
     cache = ArtefactCache(tmp_path)
     spec = tiny_dm()
-    out = dm.generate(spec, SAMPLE, cache)
+    out = lattice_sampling.generate(spec, SAMPLE, cache)
     assert out["configs"].shape == (6, 4, 4) and out["configs"].dtype == torch.float32
     assert torch.isfinite(out["configs"]).all()
     assert out["snapshots"].shape == (5, 2, 4, 4)
     n_rec = out["t"].shape[0]
-    assert out["power_sums"].shape == (n_rec, dm.MOMENT_ORDER + 1) and out["spectrum_sum"].shape == (n_rec, 4, 4)
+    assert out["power_sums"].shape == (n_rec, lattice_sampling.MOMENT_ORDER + 1) and out["spectrum_sum"].shape == (n_rec, 4, 4)
     assert float(out["t"][0]) == 1.0 and bool((out["t"][1:] < out["t"][:-1]).all())
     # the pooled count of the records is every site of every configuration
     assert float(out["power_sums"][0, 0]) == 6 * 16
     # the snapshot at t = 0 is the first of the final configurations (physical units, first batch)
     torch.testing.assert_close(out["snapshots"][-1], out["configs"][:2])
-    again = dm.generate(spec, SAMPLE, cache)
+    again = lattice_sampling.generate(spec, SAMPLE, cache)
     torch.testing.assert_close(again["configs"], out["configs"])
     # the authors' Euler-Maruyama sampler: same layout, the snapshot at t = 0 is again the end
-    em = dm.generate(spec, dm.SampleSpec(n_samples=3, n_steps=5, method="em", t_end=1e-3, batch=4, n_snapshots=1),
+    em = lattice_sampling.generate(spec, lattice_sampling.SampleSpec(n_samples=3, n_steps=5, method="em", t_end=1e-3, batch=4, n_snapshots=1),
                      cache)
     assert em["configs"].shape == (3, 4, 4) and em["snapshots"].shape == (5, 1, 4, 4)
     torch.testing.assert_close(em["snapshots"][-1], em["configs"][:1])
 
 
 def test_generate_with_the_last_weights(tmp_path, monkeypatch):
-    """weights="last" generates with TrainResult.model, the default with the moving average (one training for both)."""
+    """weights="last" generates with TrainResult.model, the default with the moving average (one training for both);
+    the last weights are kept only when the training asks for them (TrainConfig.keep_last)."""
     cache = ArtefactCache(tmp_path)
-    spec = tiny_dm()
-    result, _ = dm.trained_model(spec, cache)
+    last_spec = lattice_sampling.SampleSpec(n_samples=4, n_steps=4, batch=4, n_snapshots=0, weights="last")
+    with pytest.raises(ValueError, match="keep_last"):
+        lattice_sampling.generate(tiny_dm(), last_spec, cache)
+    spec = tiny_dm(train=dataclasses.replace(TRAIN, keep_last=True))
+    result, _ = lattice_training.trained_model(spec, cache)
     used = []
-    original = dm.score_fn
-    monkeypatch.setattr(dm, "score_fn", lambda model, **kw: used.append(model) or original(model, **kw))
-    last = dm.generate(spec, dm.SampleSpec(n_samples=4, n_steps=4, batch=4, n_snapshots=0, weights="last"), cache)
-    averaged = dm.generate(spec, dm.SampleSpec(n_samples=4, n_steps=4, batch=4, n_snapshots=0), cache)
+    original = lattice_sampling.score_fn
+    monkeypatch.setattr(lattice_sampling, "score_fn", lambda model, **kw: used.append(model) or original(model, **kw))
+    last = lattice_sampling.generate(spec, last_spec, cache)
+    averaged = lattice_sampling.generate(spec, dataclasses.replace(last_spec, weights="sampling"), cache)
     assert [m.state_dict().keys() == result.model.state_dict().keys() for m in used] == [True, True]
     torch.testing.assert_close(used[0].state_dict(), result.model.state_dict())
     torch.testing.assert_close(used[1].state_dict(), result.ema.state_dict())
@@ -121,8 +130,8 @@ def test_generate_with_the_last_weights(tmp_path, monkeypatch):
 
 
 def _interrupt_at_second_batch(monkeypatch, spec, cache):
-    """Run dm.generate until the second batch raises KeyboardInterrupt (the first batch is saved)."""
-    original, calls = dm._sample_batch, []
+    """Run lattice_sampling.generate until the second batch raises KeyboardInterrupt (the first batch is saved)."""
+    original, calls = lattice_sampling._sample_batch, []
 
     def interrupted(*args, **kwargs):
         calls.append(1)
@@ -130,20 +139,20 @@ def _interrupt_at_second_batch(monkeypatch, spec, cache):
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(dm, "_sample_batch", interrupted)
+    monkeypatch.setattr(lattice_sampling, "_sample_batch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        dm.generate(spec, SAMPLE, cache)
-    monkeypatch.setattr(dm, "_sample_batch", original)
+        lattice_sampling.generate(spec, SAMPLE, cache)
+    monkeypatch.setattr(lattice_sampling, "_sample_batch", original)
 
 
 def test_generate_resumes_after_an_interruption(tmp_path, monkeypatch):
     spec = tiny_dm()
-    reference = dm.generate(spec, SAMPLE, ArtefactCache(tmp_path / "a"))
+    reference = lattice_sampling.generate(spec, SAMPLE, ArtefactCache(tmp_path / "a"))
     cache = ArtefactCache(tmp_path / "b")
     _interrupt_at_second_batch(monkeypatch, spec, cache)
-    scratch = cache.scratch_dir(dm.KIND_SAMPLES, {"dm": spec, "sample": SAMPLE})
+    scratch = cache.scratch_dir(lattice_sampling.KIND_SAMPLES, {"dm": spec, "sample": SAMPLE}, code=lattice_sampling.__name__)
     assert sorted(p.name for p in scratch.glob("batch_*.pt")) == ["batch_00000.pt"]
-    resumed = dm.generate(spec, SAMPLE, cache)
+    resumed = lattice_sampling.generate(spec, SAMPLE, cache)
     torch.testing.assert_close(resumed["configs"], reference["configs"])
     torch.testing.assert_close(resumed["power_sums"], reference["power_sums"])
 
@@ -151,12 +160,12 @@ def test_generate_resumes_after_an_interruption(tmp_path, monkeypatch):
 def test_generate_warns_about_a_damaged_batch_and_regenerates_it(tmp_path, monkeypatch):
     spec = tiny_dm()
     cache = ArtefactCache(tmp_path)
-    reference = dm.generate(spec, SAMPLE, ArtefactCache(tmp_path / "ref"))
+    reference = lattice_sampling.generate(spec, SAMPLE, ArtefactCache(tmp_path / "ref"))
     _interrupt_at_second_batch(monkeypatch, spec, cache)
-    scratch = cache.scratch_dir(dm.KIND_SAMPLES, {"dm": spec, "sample": SAMPLE})
+    scratch = cache.scratch_dir(lattice_sampling.KIND_SAMPLES, {"dm": spec, "sample": SAMPLE}, code=lattice_sampling.__name__)
     (scratch / "batch_00000.pt").write_bytes(b"half a batch")
     with pytest.warns(CacheWarning, match="unreadable batch file .*batch_00000.pt"):
-        out = dm.generate(spec, SAMPLE, cache)
+        out = lattice_sampling.generate(spec, SAMPLE, cache)
     torch.testing.assert_close(out["configs"], reference["configs"])
 
 
@@ -179,15 +188,15 @@ def test_effective_action_runs_and_refuses_training_data(tmp_path):
     cache = ArtefactCache(tmp_path)
     spec = tiny_dm()
     with pytest.raises(ValueError, match="must not be one of the training ensembles"):
-        dm.effective_action(spec, dm.LikelihoodSpec(chain(), n_configs=4), cache)
+        lattice_likelihood.effective_action(spec, lattice_likelihood.LikelihoodSpec(chain(), n_configs=4), cache)
     with pytest.raises(ValueError, match="trained on"):
-        dm.effective_action(spec, dm.LikelihoodSpec(chain(params=phi4.Phi4Params(4, 0.4, 0.022)), n_configs=4),
+        lattice_likelihood.effective_action(spec, lattice_likelihood.LikelihoodSpec(chain(params=phi4.Phi4Params(4, 0.4, 0.022)), n_configs=4),
                             cache)
-    out = dm.effective_action(spec, dm.LikelihoodSpec(chain(seed=2), n_configs=4, rtol=1e-3, atol=1e-3), cache)
+    out = lattice_likelihood.effective_action(spec, lattice_likelihood.LikelihoodSpec(chain(seed=2), n_configs=4, rtol=1e-3, atol=1e-3), cache)
     assert out["S"].shape == (4,) and out["minus_log_q"].shape == (4,)
     assert torch.isfinite(out["minus_log_q"]).all() and out["nfev"] > 0
     torch.testing.assert_close(out["S"], phi4.action(
-        pe.configurations(pe.ensemble(chain(seed=2), cache=cache))[:4].double(), P))
+        ens.configurations(ens.ensemble(chain(seed=2), cache=cache))[:4].double(), P))
 
 
 def test_book_specs_both_scales_and_paper_unet_smoke():
@@ -200,7 +209,7 @@ def test_book_specs_both_scales_and_paper_unet_smoke():
         # like-for-like T2: the T2 recipe on the authors'-protocol ensemble (one chain end per configuration)
         authors = specs["k0.4-authors"]
         assert authors.params == specs["k0.4"].params and len(authors.ensembles) == 1
-        assert isinstance(authors.ensembles[0], pe.ChainEndsSpec) and authors.net == specs["k0.4"].net
+        assert isinstance(authors.ensembles[0], ens.ChainEndsSpec) and authors.net == specs["k0.4"].net
     assert quick["k0.4-authors"].train == quick["k0.4"].train and paper["k0.4-authors"].train.n_steps == 20000
     assert paper["samples"]["k0.21"].n_samples >= 10_000 and paper["k0.21"].net.channels == (32, 64, 128, 256)
     assert sum(s.n_chains * (s.n_traj // s.keep_every) for s in paper["k0.21"].ensembles) >= 5120
@@ -208,7 +217,7 @@ def test_book_specs_both_scales_and_paper_unet_smoke():
     assert quick["samples"]["k0.21"].n_samples >= 1024
     # both networks run on a 32 x 32 batch and are odd
     for spec in (quick["k0.4"], paper["k0.4"]):
-        net = lattice_nets.build_lattice_net(spec.net, dm.forward_sde(spec), generator=make_generator(0))
+        net = lattice_nets.build_lattice_net(spec.net, lattice_training.forward_sde(spec), generator=make_generator(0))
         x = torch.randn(2, 32, 32, generator=make_generator(1))
         with torch.no_grad():
             s = net(x, 0.5)
@@ -217,39 +226,39 @@ def test_book_specs_both_scales_and_paper_unet_smoke():
 
 def test_cumulants_from_power_records_and_kept_magnetisation(tmp_path):
     x = torch.randn(5000, 2, 2, generator=make_generator(4), dtype=torch.float64)
-    sums = observables.pooled_power_records(x, dm.MOMENT_ORDER)["power_sums"][None]
+    sums = observables.pooled_power_records(x, lattice_sampling.MOMENT_ORDER)["power_sums"][None]
     k = stats.cumulants_from_power_sums(sums)
-    assert k.shape == (1, dm.MOMENT_ORDER + 1)
+    assert k.shape == (1, lattice_sampling.MOMENT_ORDER + 1)
     assert abs(k[0, 2] - float(x.var())) < 1e-3 and abs(k[0, 4]) < 0.2
-    data = pe.ensemble(chain(), cache=ArtefactCache(tmp_path))
-    m = pe.kept_magnetisation(data)
+    data = ens.ensemble(chain(), cache=ArtefactCache(tmp_path))
+    m = ens.kept_magnetisation(data)
     assert m.shape == data["configs"].shape[:2]
     torch.testing.assert_close(m[-1], data["M"][-1].to(m.dtype))
     with pytest.raises(ValueError, match="chain ensemble"):
-        pe.kept_magnetisation({"configs": data["configs"][0]})
+        ens.kept_magnetisation({"configs": data["configs"][0]})
 
 
 def test_generate_on_another_lattice_size(tmp_path):
     """A CNN trained on 4 x 4 samples 8 x 8 configurations (lattice-size transfer), cached apart from the 4 x 4 ones."""
     cache = ArtefactCache(tmp_path)
     spec = tiny_dm()
-    small = dm.generate(spec, SAMPLE, cache)
-    big = dm.generate(spec, dm.SampleSpec(**{**SAMPLE.__dict__, "L": 8}), cache)
+    small = lattice_sampling.generate(spec, SAMPLE, cache)
+    big = lattice_sampling.generate(spec, lattice_sampling.SampleSpec(**{**SAMPLE.__dict__, "L": 8}), cache)
     assert small["configs"].shape == (6, 4, 4) and big["configs"].shape == (6, 8, 8)
     assert torch.isfinite(big["configs"]).all() and big["spectrum_sum"].shape[-2:] == (8, 8)
     with pytest.raises(ValueError, match="L"):
-        dm.SampleSpec(n_samples=4, L=1)
+        lattice_sampling.SampleSpec(n_samples=4, L=1)
 
 
 def test_cpu_batch_caps_the_sites_per_batch():
     # at most 2^16 sites per batch (benchmarks/phi4_dm_cost.py --batch-scan), at most `cap` configurations, at least one
-    assert [dm.cpu_batch(L) for L in (8, 16, 32, 64, 128, 512)] == [256, 256, 64, 16, 4, 1]
-    assert dm.cpu_batch(8, cap=1024) == 1024 and dm.cpu_batch(32, cap=16) == 16
+    assert [lattice_sampling.cpu_batch(L) for L in (8, 16, 32, 64, 128, 512)] == [256, 256, 64, 16, 4, 1]
+    assert lattice_sampling.cpu_batch(8, cap=1024) == 1024 and lattice_sampling.cpu_batch(32, cap=16) == 16
     for L in (8, 16, 32, 64, 128):
-        assert dm.cpu_batch(L) * L * L <= dm.CPU_BATCH_SITES
+        assert lattice_sampling.cpu_batch(L) * L * L <= lattice_sampling.CPU_BATCH_SITES
     quick = dm.book_specs("quick")
-    assert all(s.batch == dm.cpu_batch(quick["k0.21"].params.L) for s in quick["samples"].values())
+    assert all(s.batch == lattice_sampling.cpu_batch(quick["k0.21"].params.L) for s in quick["samples"].values())
     with pytest.raises(ValueError, match="L"):
-        dm.cpu_batch(0)
+        lattice_sampling.cpu_batch(0)
     with pytest.raises(ValueError, match="cap"):
-        dm.cpu_batch(32, cap=0)
+        lattice_sampling.cpu_batch(32, cap=0)

@@ -11,6 +11,7 @@ from lib.physics import toy
 from lib.recipes import cl_diffusion as cld
 from lib.recipes import complex_langevin as cl_runs
 from lib.recipes import cumulants, forward_process, gaussian_target, score_matching, stochastic_quantisation, two_peak
+from lib.recipes.pipelines import toy_dm
 
 TARGET = toy.GaussianMixture.two_peak(mu0=1.0, s0=0.25)
 
@@ -93,18 +94,35 @@ def test_complex_langevin_run_and_cl_diffusion_recipes(tmp_path, monkeypatch):
     assert data["xy"].shape == (8, 32, 2) and data["params"]["record_every"] == 5
     with pytest.raises(ValueError, match="name"):
         cl_runs.main_run("sextic")
-    a = cld.stretch_of(data["xy"].reshape(-1, 2))
     config = cld.uniform_times_constant_rate(cld.train_config("quick"))
     assert config.t_sampling == "uniform" and config.lr_schedule == "constant"
     tiny = config.__class__(n_steps=3, lr=1e-3, batch_size=16, ema_decay=0.9)
-    res = cld.trained("gauss", data, a, tiny, cache=cache)
-    assert res.steps == 3 and not res.from_cache
-    again = cld.trained("gauss", data, a, tiny, cache=cache)
-    assert again.from_cache and again.wall_time == pytest.approx(res.wall_time)
+    # a main run of 32 chains x 8 records instead of the quick scale's: the network learns from it
+    monkeypatch.setitem(cl_runs._SCALES, "quick", {"eps": 0.01, "n_chains": 32, "n_records": 8, "dt_record": 0.05})
+    assert cld.network("gauss", "quick", tiny).params["data"] == cl_runs.main_run_params("gauss", "quick")
+    res = cld.trained("gauss", "quick", tiny, cache=cache)
+    assert res.steps == 3 and res.source == "trained"
+    main = cl_runs.main_run("gauss", "quick", cache=cache)["xy"].reshape(-1, 2)
+    assert res.inputs["stretch"] == pytest.approx(cld.stretch_of(main))
+    again = cld.trained("gauss", "quick", tiny, cache=cache)
+    assert again.source == "cache" and again.wall_time == pytest.approx(res.wall_time)
     monkeypatch.setattr(cld, "N_STEPS", 5)
-    gen = cld.generated("gauss", data, res, a, tiny, 64, seed=8, cache=cache)
+    gen = cld.generated("gauss", "quick", tiny, 64, seed=8, cache=cache)
     assert gen["xy"].shape == (64, 2) and gen["wall_time"] >= 0
-    score = cld.learned_score(res, a)
+    score = cld.learned_score(res)
     assert score(torch.zeros(4, 2), torch.full((4,), 0.5)).shape == (4, 2)
+    with pytest.raises(ValueError, match="name"):
+        cld.network("sextic", "quick", tiny)
     with pytest.raises(ValueError, match="scale"):
         cld.n_generated("huge")
+
+
+def test_two_peak_network_specs_are_the_toy_pipelines():
+    for scale in ("quick", "paper"):
+        specs = two_peak.network_specs(scale)
+        assert set(specs) == set(two_peak.SCHEMES)
+        for name, spec in specs.items():
+            assert spec.sde == two_peak.SCHEMES[name] and spec.target == two_peak.TARGET
+            assert spec.train == two_peak.train_config(scale) and spec.seed == two_peak.TRAIN_SEEDS[name]
+    with pytest.raises(ValueError, match="MixtureNetSpec"):
+        toy_dm.network("VE")

@@ -1,6 +1,6 @@
 """Tests of lib.diffusion.training: the DSM loss against its analytic minimum for a Gaussian target, a short training run that
 learns the exact score, non-finite losses, config validation, epochs and augmentation, EMA, bitwise-identical resume
-from checkpoints, and the artefact-cache round trip of trained weights."""
+from checkpoints (the stored round trip of trained weights: tests/test_trained_networks.py)."""
 import math
 
 import pytest
@@ -11,13 +11,11 @@ from scipy.stats import kstest
 import lib.diffusion.training as train_mod
 from lib.core.checks import NonFiniteError
 from lib.core.random import make_generator
-from lib.infra.cache import ArtefactCache, CacheWarning
 from lib.diffusion.nets import MLPConfig, build_mlp, score_fn
 from lib.diffusion.sde import ve, vp
 from lib.diffusion.losses import dsm_loss, sample_times
 from lib.diffusion.training import (CHECKPOINT_NAME, CheckpointError, TrainConfig, TrainingDiverged, learning_rate,
                                     train_score_model)
-from lib.recipes.cached_training import trained_score_model
 
 
 
@@ -427,27 +425,6 @@ def test_a_corrupt_checkpoint_is_refused_with_its_name(tmp_path, damage):
     assert str(path) in str(info.value)
 
 
-def _reference_and_crashed_cache(tmp_path, monkeypatch):
-    """An uninterrupted cached training, and a cache whose training crashed at step 17 (checkpoint at 15)."""
-    ref = _cached(ArtefactCache(tmp_path / "ref"))
-    cache = ArtefactCache(tmp_path / "cache")
-    undo = _crash_dsm_loss_at(monkeypatch, 17, RuntimeError("simulated crash"))
-    with pytest.raises(RuntimeError, match="simulated"):
-        _cached(cache)
-    undo()
-    return ref, cache
-
-
-def test_cached_training_recovers_from_a_corrupt_checkpoint_by_itself(tmp_path, monkeypatch):
-    ref, cache = _reference_and_crashed_cache(tmp_path, monkeypatch)
-    scratch = next((cache.root / "test_net").glob("*.scratch"))
-    (scratch / CHECKPOINT_NAME).write_bytes(b"corrupt")
-    with pytest.warns(CacheWarning, match="is unreadable.*moved to.*starts again"):
-        recovered = _cached(cache)
-    assert recovered.resumed_from is None and _states_equal(ref.model, recovered.model)
-    assert torch.equal(ref.losses, recovered.losses) and _cached(cache).from_cache
-
-
 def test_a_diverging_training_stops_with_an_error():
     """Before: lr = 1e3 drove the loss to ~1e27 and the training finished without a word."""
     data = torch.randn(512, 2, generator=make_generator(0))
@@ -459,6 +436,26 @@ def test_a_diverging_training_stops_with_an_error():
     assert ok.steps == 300
     with pytest.raises(ValueError, match="max_loss_growth must be > 1"):
         TrainConfig(n_steps=1, max_loss_growth=0.5)
+
+
+def test_divergence_is_checked_at_every_step_including_the_last():
+    """Before: the check ran every 100 steps, so a 99-step run at lr = 1e3 ended with a loss of ~1e16 and no error."""
+    data = torch.randn(512, 2, generator=make_generator(0))
+    for n_steps in (99, 37):
+        config = TrainConfig(n_steps=n_steps, lr=1e3, batch_size=64, ema_decay=None)
+        with pytest.raises(TrainingDiverged, match=r"the loss diverged"):
+            train_score_model(_small_net(), ve(), data, config, make_generator(1))
+
+
+def test_a_checkpoint_of_a_network_scaled_by_another_sde_is_refused(tmp_path):
+    """Before: the identity held the loss's SDE only, so a network whose output is divided by the kernel width of
+    ve(25) resumed a checkpoint of one scaled by ve(10), and the losses differed from an uninterrupted run."""
+    config = TrainConfig(**{**RESUME.__dict__, "n_steps": 5})
+    train_score_model(_small_net(sde=ve(10.0)), ve(), RESUME_DATA, config, make_generator(0), checkpoint_dir=tmp_path)
+    longer = TrainConfig(**{**RESUME.__dict__, "n_steps": 10})
+    with pytest.raises(CheckpointError, match="network_sde"):
+        train_score_model(_small_net(sde=ve(25.0)), ve(), RESUME_DATA, longer, make_generator(0),
+                          checkpoint_dir=tmp_path)
 
 
 def _crash_dsm_loss_at(monkeypatch, call: int, exc: BaseException):
@@ -473,44 +470,6 @@ def _crash_dsm_loss_at(monkeypatch, call: int, exc: BaseException):
 
     monkeypatch.setattr(train_mod, "dsm_loss", crashing)
     return lambda: monkeypatch.setattr(train_mod, "dsm_loss", real)
-
-
-# --- artefact cache ---------------------------------------------------------------------------------------------------
-def _cached(cache, seed=11, calls=None, config=RESUME):
-    sde = ve()
-
-    def data_fn(generator):
-        if calls is not None:
-            calls.append(1)
-        return torch.randn(150, 2, generator=generator, dtype=torch.float64)
-
-    return trained_score_model(cache, "test_net", {"net": SMALL, "n_data": 150}, sde,
-                                lambda g: build_mlp(SMALL, sde, generator=g), data_fn, config, seed)
-
-
-def test_cache_round_trip(tmp_path):
-    cache, calls = ArtefactCache(tmp_path / "cache"), []
-    first = _cached(cache, calls=calls)
-    assert not first.from_cache and len(calls) == 1 and len(first.losses) == 23
-    assert not any(p.name.endswith(".scratch") for p in (cache.root / "test_net").iterdir())  # scratch removed
-    second = _cached(cache, calls=calls)
-    assert second.from_cache and len(calls) == 1  # no data generated, nothing trained
-    assert _states_equal(first.model, second.model) and _states_equal(first.ema, second.ema)
-    assert torch.equal(first.losses, second.losses)
-    assert math.isfinite(first.wall_time) and second.wall_time == pytest.approx(first.wall_time, rel=1e-9)
-    assert second.steps == first.steps == 23 and second.seconds_per_step == pytest.approx(first.seconds_per_step)
-    prov = cache.provenance("test_net", {"params": {"net": SMALL, "n_data": 150}, "sde": ve(), "train": RESUME, "seed": 11})
-    assert prov["seed"] == 11 and prov["extra"]["device"] == "cpu" and prov["extra"]["steps"] == 23
-    third = _cached(cache, seed=12, calls=calls)  # another seed is another artefact
-    assert not third.from_cache and len(calls) == 2 and not _states_equal(first.model, third.model)
-
-
-def test_cached_training_resumes_after_a_crash(tmp_path, monkeypatch):
-    ref, cache = _reference_and_crashed_cache(tmp_path, monkeypatch)
-    resumed = _cached(cache)
-    assert resumed.resumed_from == 15
-    assert _states_equal(ref.model, resumed.model) and torch.equal(ref.losses, resumed.losses)
-    assert _cached(cache).from_cache
 
 
 def test_progress_bar_only_when_asked(capsys):
@@ -543,12 +502,6 @@ def test_kept_snapshots_are_the_networks_of_shorter_runs_and_survive_a_crash(tmp
     assert resumed.resumed_from == 10  # snapshot 4 came from the checkpoint, snapshot 13 from the resumed leg
     for k in (4, 13):
         assert all(torch.equal(ref.snapshots[k][n], v) for n, v in resumed.snapshots[k].items())
-    cache = ArtefactCache(tmp_path / "cache")
-    build = lambda g: _small_net()
-    first = trained_score_model(cache, "snap", {"net": "small"}, sde, build, lambda g: RESUME_DATA, cfg, seed=1)
-    again = trained_score_model(cache, "snap", {"net": "small"}, sde, build, lambda g: RESUME_DATA, cfg, seed=1)
-    assert again.from_cache and sorted(again.snapshots) == [4, 13]
-    assert all(torch.equal(first.snapshots[13][n], v) for n, v in again.snapshots[13].items())
 
 
 @pytest.mark.parametrize("keep_at, match", [((5, 3), "strictly increasing"), ((0,), "keep_at step"),

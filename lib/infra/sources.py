@@ -95,6 +95,9 @@ def imports_of(name: str, package_dir: Path = _PACKAGE_DIR) -> tuple[str, ...]:
 def import_closure(modules: str | Iterable[str], package_dir: Path = _PACKAGE_DIR) -> tuple[str, ...]:
     """``modules`` and every module of :mod:`lib` they import, directly or not, sorted; :data:`STORAGE_MODULES` left
     out.  ``modules`` is a module name (e.g. ``__name__`` of the computing recipe) or a sequence of them."""
+    if not isinstance(modules, (str, tuple, list)):
+        raise ValueError(f"code must name a module of {PACKAGE} (or a sequence of them), e.g. __name__ of the recipe "
+                         f"that computes the artefact; got {modules!r}")
     start = [modules] if isinstance(modules, str) else list(modules)
     if not start:
         raise ValueError("name at least one module whose code computes the artefact")
