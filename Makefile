@@ -15,12 +15,13 @@ CACHE_DIR := $(if $(LIB_CACHE_DIR),$(LIB_CACHE_DIR),.artefacts)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test test-lib test-book book check-html clean clean-cache
+.PHONY: help venv test test-lib test-book book models check-html clean clean-cache
 
 help:
 	@echo "make venv         create $(VENV), install requirements.txt and lib (pip install -e .)"
 	@echo "make test         pytest tests/, then pytest --nbval book/ (every chapter and its checks)"
 	@echo "make book         build the HTML book into _build/html/ (index.html)"
+	@echo "make models       train the networks the store lacks (two at a time) into models/, drop unneeded ones"
 	@echo "make check-html   open every built page in headless Chromium, offline, and check it"
 	@echo "make clean        remove _build/ (the book and its execution cache); keeps the artefacts"
 	@echo "make clean-cache  remove the artefact cache ($(CACHE_DIR))"
@@ -50,6 +51,10 @@ test-book: $(STAMP)
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --all -n -W --keep-going
 	test -f _build/html/index.html
+
+# The store of trained networks (models/quick/, committed; LIB_SCALE=paper: models/paper/, not committed).
+models: $(STAMP)
+	$(BIN)/python tools/models.py --workers 2
 
 check-html: $(STAMP)
 	$(BIN)/python tests/browser/check_book.py _build/html

@@ -20,7 +20,7 @@ from lib.recipes import complex_langevin
 from lib.recipes.pipelines.trained_networks import NetworkRecipe, trained as _trained
 
 __all__ = ["SCHEME", "NET", "TRAIN_SEEDS", "N_STEPS", "MODEL_NAMES", "train_config", "uniform_times_constant_rate",
-           "n_generated", "stretch_of", "network", "trained", "learned_score", "generated"]
+           "n_generated", "stretch_of", "network", "trained", "learned_score", "generated", "networks"]
 
 #: the forward process
 SCHEME = sde.ve(sigma=10.0)
@@ -111,3 +111,14 @@ def generated(name: str, scale: str, config: training.TrainConfig, n: int, seed:
                   seed=seed)
     out = cache.get_or_compute("cl-diffusion-samples", params, compute, seed=seed, code=__name__)
     return {**out, "wall_time": cache.provenance("cl-diffusion-samples", params, code=__name__)["wall_time"]}
+
+
+def networks(scale: str, device="cpu") -> dict:
+    """The trained networks of the chapter at ``scale`` on CL data run on ``device``, by name: the main model of each
+    CL model, and the Gaussian model trained with the authors' recipe and with ours at the quick-scale budget (the
+    comparison of the two recipes); what the store must hold."""
+    quick = train_config("quick")
+    out = {name: network(name, scale, train_config(scale), device) for name in MODEL_NAMES}
+    out["gauss, authors' recipe"] = network("gauss", scale, uniform_times_constant_rate(quick), device)
+    out["gauss, our recipe at the quick budget"] = network("gauss", scale, quick, device)
+    return out

@@ -13,8 +13,9 @@ import dataclasses
 
 from lib.recipes import phi4_diffusion as dm
 from lib.recipes import phi4_hmc
+from lib.recipes.pipelines import lattice_training
 
-__all__ = ["book_specs"]
+__all__ = ["book_specs", "networks"]
 
 
 def book_specs(scale: str = "quick") -> dict:
@@ -39,3 +40,8 @@ def book_specs(scale: str = "quick") -> dict:
     return {"hmc": hmc["k1.0-cold"], "hot": hmc["k1.0-hot"], "authors": hmc["k1.0-authors"],
             "model": dataclasses.replace(t2, ensembles=(hmc["k1.0-cold"],), train=train, seed=5410),
             "sample": dataclasses.replace(recipes["samples"]["k0.4"], n_steps=80, t_end=1e-5, seed=5411)}
+
+
+def networks(scale: str) -> dict:
+    """The trained network of the chapter at ``scale`` (``"model"``): what the store must hold."""
+    return {"model": lattice_training.network(book_specs(scale)["model"])}

@@ -11,9 +11,9 @@ from lib.physics import phi4
 from lib.recipes import phi4_hmc
 from lib.recipes.pipelines import phi4_ensembles as ens
 from lib.recipes.pipelines.flow_proposals import ProposalSpec
-from lib.recipes.pipelines.lattice_training import DMSpec
+from lib.recipes.pipelines.lattice_training import DMSpec, network
 
-__all__ = ["book_specs"]
+__all__ = ["book_specs", "networks"]
 
 
 def book_specs(scale: str = "quick") -> dict:
@@ -88,3 +88,12 @@ def book_specs(scale: str = "quick") -> dict:
         "critical": ProposalSpec(dm027, n_crit, n_steps=n_steps, batch=batch, seed=7500),
         "hmc": {"k0.21": k021_test, "k0.4": k04, "k0.27": k027_long},
     }
+
+
+def networks(scale: str) -> dict:
+    """The trained networks of the chapter at ``scale``, by name: what the store must hold."""
+    specs = book_specs(scale)
+    out = {name: network(specs[name]) for name in ("k0.21", "k0.4", "k0.27")}
+    if "main-L32" in specs:
+        out["L32"] = network(specs["main-L32"].dm)
+    return out

@@ -18,7 +18,7 @@ from lib.recipes import phi4_hmc
 from lib.recipes.pipelines import lattice_sampling as ls
 from lib.recipes.pipelines import lattice_training as lt
 
-__all__ = ["PHASES", "L_TRAIN", "L_SAMPLE", "book_specs"]
+__all__ = ["PHASES", "L_TRAIN", "L_SAMPLE", "book_specs", "networks"]
 
 #: the two phases by name (symmetric, broken), each with its hopping parameter kappa at lambda = 0.022
 PHASES = {"k0.21": 0.21, "k0.4": 0.4}
@@ -99,3 +99,9 @@ def book_specs(scale: str = "quick") -> dict:
                                         record_every=n_steps, n_snapshots=0, L=L, seed=7100 + L + 1000 * i)
                        for L in sizes} for i, phase in enumerate(PHASES)}
     return {"hmc": hmc, "models": models, "samples": samples}
+
+
+def networks(scale: str) -> dict:
+    """The trained networks of the chapter at ``scale``, by name (``"k0.21 L=8"``, ...): what the store must hold."""
+    return {f"{phase} L={Lt}": lt.network(spec) for phase, by_L in book_specs(scale)["models"].items()
+            for Lt, spec in by_L.items()}

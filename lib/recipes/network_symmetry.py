@@ -20,7 +20,7 @@ from lib.recipes.pipelines import lattice_sampling as ls
 from lib.recipes.pipelines import lattice_training as lt
 from lib.recipes.pipelines import phi4_ensembles as ens
 
-__all__ = ["PARAMS", "AUTHORS_NOTEBOOK", "book_specs"]
+__all__ = ["PARAMS", "AUTHORS_NOTEBOOK", "book_specs", "networks"]
 
 #: the lattice and couplings of the authors' notebook (L = 16, kappa = 0.27 with the critical point near 0.2709, lambda = 0.022)
 PARAMS = phi4.Phi4Params(16, 0.27, 0.022)
@@ -81,3 +81,10 @@ def book_specs(scale: str = "quick") -> dict:
                        for d, ensemble in data.items() for n, cfg in nets.items()},
             "authors' training": lt.DMSpec((authors,), flat, theirs, seed=2720),
             "sample": sample, "sample, last weights": dataclasses.replace(sample, weights="last")}
+
+
+def networks(scale: str) -> dict:
+    """The trained networks of the chapter at ``scale``, by name: what the store must hold."""
+    specs = book_specs(scale)
+    out = {f"{data}, {net}": lt.network(spec) for (data, net), spec in specs["models"].items()}
+    return out | {"authors' training": lt.network(specs["authors' training"])}

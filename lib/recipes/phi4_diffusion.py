@@ -15,7 +15,7 @@ from lib.recipes.pipelines import lattice_likelihood as ll
 from lib.recipes.pipelines import lattice_sampling as ls
 from lib.recipes.pipelines import lattice_training as lt
 
-__all__ = ["book_specs"]
+__all__ = ["book_specs", "networks"]
 
 
 def book_specs(scale: str = "quick") -> dict:
@@ -82,3 +82,9 @@ def book_specs(scale: str = "quick") -> dict:
         "samples": {"k0.21": sample, "k0.4": sample, "k0.4-authors": sample},
     })
     return out
+
+
+def networks(scale: str) -> dict:
+    """The trained networks of the chapter at ``scale``, by name: what the store must hold."""
+    specs = book_specs(scale)
+    return {name: lt.network(specs[name]) for name in ("small", "k0.21", "k0.4", "k0.4-authors")}

@@ -20,7 +20,7 @@ from lib.recipes.pipelines import toy_dm
 from lib.recipes.pipelines.toy_dm import moment_records
 
 __all__ = ["TARGET", "SCHEMES", "N_DATA", "NET", "TRAIN_SEEDS", "Sizes", "sizes", "train_config", "network_specs",
-           "trained", "forward_moments", "backward_moments", "integrator_study"]
+           "trained", "forward_moments", "backward_moments", "integrator_study", "networks"]
 
 #: the two-peak target of arXiv 2410.21212
 TARGET = toy.GaussianMixture.two_peak(mu0=1.0, s0=0.25)
@@ -135,3 +135,8 @@ def integrator_study(name: str, n: int, nfe_list, rk_tols, t_end: float, seed: i
 
     params = dict(target=TARGET, sde=s, n=n, nfe=list(nfe_list), rk_tols=list(rk_tols), t_end=t_end, seed=seed)
     return cache.get_or_compute("two-peak-integrators", params, compute, seed=seed, code=__name__)
+
+
+def networks(scale: str) -> dict:
+    """The trained networks of the chapter at ``scale``, by name (``"VE"``, ``"VP"``): what the store must hold."""
+    return {name: toy_dm.network(spec) for name, spec in network_specs(scale).items()}
