@@ -34,8 +34,11 @@ from lib.core.random import make_generator
 from lib.infra.cache import ArtefactCache
 from lib.physics import hmc
 from lib.recipes import exact_sampler as es
-from lib.recipes import phi4_diffusion as dm
-from lib.recipes import phi4_ensembles as ens
+
+from lib.recipes.pipelines import flow_proposals as flows
+from lib.recipes.pipelines import lattice_training as dmt
+from lib.recipes.pipelines import phi4_ensembles as ens
+
 from dataclasses import replace
 
 
@@ -66,16 +69,16 @@ def main() -> None:
     p = model_spec.params
     print(f"L = {p.L}, kappa = {p.kappa}, lambda = {p.lam}; {args.threads} thread(s)")
 
-    result, _ = dm.trained_model(model_spec, cache)
+    result, _ = dmt.trained_model(model_spec, cache)
     print(f"training (not in the rates): {result.steps} steps, {result.wall_time:.0f} s"
-          f"{' (from the cache)' if result.from_cache else ''}")
+          f" (weights from the {result.source})")
 
     # the diffusion model: proposals with exact density, then the chain (not cached: timed here)
     spec = replace(specs["main"] if args.phase == "k0.21" else specs["broken"], n_proposals=args.proposals,
                    seed=10_000 + args.seed, probes=0)
     start = time.perf_counter()
-    props = es.draw(spec, cache)
-    chain = es.corrected_chain(props, make_generator(args.seed))
+    props = flows.draw(spec, cache)
+    chain = flows.corrected_chain(props, make_generator(args.seed))
     dm_seconds = time.perf_counter() - start
 
     # HMC: continue the held-out ensemble's chains

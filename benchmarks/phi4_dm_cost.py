@@ -27,7 +27,7 @@ sample size (the quick recipe's); the authors' cost is extrapolated from their m
 it is not run).  With ``--padding`` it measures the quick T5 network with lib's circular padding
 (:class:`lib.diffusion.lattice_nets._CircularPad`, a cheaper backward pass with the same numbers) against torch's
 own.  With ``--batch-scan`` it measures a score evaluation per configuration against the number of configurations
-per batch at L = 16, 32 and 64, and the speed of :func:`lib.recipes.phi4_diffusion.cpu_batch`'s batch against a
+per batch at L = 16, 32 and 64, and the speed of :func:`lib.recipes.pipelines.lattice_sampling.cpu_batch`'s batch against a
 batch of 256.  Back-link: book/part3/phi4_diffusion.md.  A script, not a
 test (benchmarks print ratios against a reference measured in the same run).
 """
@@ -42,6 +42,8 @@ import torch
 from lib.diffusion import lattice_nets, losses
 from lib.physics import hmc, phi4
 from lib.recipes import phi4_diffusion as dm
+from lib.recipes.pipelines import lattice_sampling as dms
+from lib.recipes.pipelines import lattice_training as dmt
 from lib.core.random import make_generator
 
 
@@ -57,7 +59,7 @@ def measure(scale: str, train_steps: int, sample_batch: int | None, device) -> d
     specs = dm.book_specs(scale)
     spec, sample = specs["k0.4"], specs["samples"]["k0.4"]
     L = spec.params.L
-    sde = dm.forward_sde(spec)
+    sde = dmt.forward_sde(spec)
     net = lattice_nets.build_lattice_net(spec.net, sde, generator=make_generator(0)).to(device)
     gen = make_generator(1, device)
     data = torch.randn(spec.train.batch_size, L, L, generator=gen, device=device) * 0.5
@@ -73,7 +75,7 @@ def measure(scale: str, train_steps: int, sample_batch: int | None, device) -> d
     n_data = sum(s.n_chains * (s.n_traj // s.keep_every) for s in spec.ensembles)
     per_epoch = math.ceil(2 * n_data / spec.train.batch_size)  # flip augmentation doubles the data
     total_steps = spec.train.n_steps or spec.train.epochs * per_epoch
-    sample_batch = sample_batch or dm.cpu_batch(L)
+    sample_batch = sample_batch or dms.cpu_batch(L)
     x = torch.randn(sample_batch, L, L, generator=gen, device=device)
 
     @torch.no_grad()
@@ -118,12 +120,12 @@ def network_speed(config, L: int, train_batch: int, forward_batch: int | None, r
                   reference_padding: bool = False) -> dict:
     """Seconds per configuration of one score evaluation and per training step (batch ``train_batch``) at ``L``;
     with ``reference_padding`` the network pads with torch's own circular padding (:func:`torch_padding`)."""
-    sde = dm.forward_sde(dm.book_specs("quick")["k0.21"])
+    sde = dmt.forward_sde(dm.book_specs("quick")["k0.21"])
     net = lattice_nets.build_lattice_net(config, sde, generator=make_generator(0)).to(device)
     if reference_padding:
         torch_padding(net)
     gen = make_generator(1, device)
-    forward_batch = forward_batch or dm.cpu_batch(L)
+    forward_batch = forward_batch or dms.cpu_batch(L)
     x = torch.randn(forward_batch, L, L, generator=gen, device=device)
     data = 0.5 * torch.randn(train_batch, L, L, generator=gen, device=device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -184,14 +186,14 @@ def against_torch_padding(train_steps: int, forward_batch: int | None, device) -
 
 def batch_scan(repeat: int, device) -> None:
     """Print the score evaluation of the quick T5 network per configuration at L = 16, 32, 64 and several batch
-    sizes, against a batch of 256 (the book's generation batch before :func:`lib.recipes.phi4_diffusion.cpu_batch`)."""
+    sizes, against a batch of 256 (the book's generation batch before :func:`lib.recipes.pipelines.lattice_sampling.cpu_batch`)."""
     spec = dm.book_specs("quick")["k0.21"]
-    sde = dm.forward_sde(spec)
+    sde = dmt.forward_sde(spec)
     net = lattice_nets.build_lattice_net(spec.net, sde, generator=make_generator(0)).to(device)
     print(f"[generation batch] U-Net {spec.net.channels}, one score evaluation, ms per configuration "
           f"(best of {repeat}); cpu_batch(L) is the recipes' batch")
     for L in (16, 32, 64):
-        batches = sorted({16, 64, 256, dm.cpu_batch(L)})
+        batches = sorted({16, 64, 256, dms.cpu_batch(L)})
         best = {}
         with torch.no_grad():
             for b in batches:
@@ -199,8 +201,8 @@ def batch_scan(repeat: int, device) -> None:
                 n = max(1, 2**21 // (L * L * b))  # the same number of sites per timing
                 best[b] = min(_time(lambda: [net(x, 0.5) for _ in range(n)], 1) for _ in range(repeat)) / (n * b)
         row = "  ".join(f"{b}: {1e3 * t:.2f}" for b, t in best.items())
-        print(f"  L = {L:2d}  {row}  ->  cpu_batch = {dm.cpu_batch(L)}: "
-              f"{best[256] / best[dm.cpu_batch(L)]:.2f}x the speed of batch 256")
+        print(f"  L = {L:2d}  {row}  ->  cpu_batch = {dms.cpu_batch(L)}: "
+              f"{best[256] / best[dms.cpu_batch(L)]:.2f}x the speed of batch 256")
 
 
 def main() -> None:

@@ -15,7 +15,10 @@ adds a collector that
   ``--nbval-current-env`` kernel), with the chapter's directory as working directory, as
   Jupyter Book does; ``--nbval-kernel-name NAME`` still overrides the kernel;
 - never compares outputs (MyST chapters store none): a cell fails when it raises, e.g. when a
-  check fails, and the failure names the chapter, the cell and its line in the ``.md`` file.
+  check fails, and the failure names the chapter, the cell and its line in the ``.md`` file;
+- keeps the outputs of every chapter that passed whole in Jupyter Book's execution cache
+  (``_build/.jupyter_cache``, jupyter-cache, as myst-nb reads the chapter), so that ``jupyter-book build`` renders
+  those executions instead of running the chapter again (``--no-book-cache`` turns this off).
 
 Cells tagged ``skip-execution`` (not executed by Jupyter Book either) or ``nbval-skip`` are
 skipped; cells tagged ``raises-exception`` may raise, as in Jupyter Book.  The per-cell
@@ -28,11 +31,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import warnings
 from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 
 import jupytext
+import nbformat
 import pytest
 import yaml
 from nbval.kernel import CURRENT_ENV_KERNEL_NAME
@@ -44,6 +50,8 @@ TOC_PATH = REPO_ROOT / "_toc.yml"
 # Wall seconds of each chapter (one torch thread, cold cache): the order in which the chapters are handed out, the
 # longest first, so that with two workers no long chapter starts last.  A run of the whole book prints a fresh table.
 CHAPTER_SECONDS_PATH = BOOK_DIR / "chapter_seconds.json"
+# Jupyter Book's execution cache (myst-nb: <build folder>/.jupyter_cache, the build folder being _build)
+BOOK_EXECUTION_CACHE = REPO_ROOT / "_build" / ".jupyter_cache"
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|\Z)", re.DOTALL)
 _CODE_CELL = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*\{code-cell\}")
@@ -147,6 +155,11 @@ def missing_toc_entries(toc_path: Path = TOC_PATH) -> list[str]:
 # --------------------------------------------------------------------------------------
 # pytest hooks and the collector
 # --------------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser):
+    parser.addoption("--no-book-cache", action="store_true", default=False,
+                     help="do not keep the executed chapters in Jupyter Book's execution cache (_build/.jupyter_cache)")
 
 
 def _nbval_active(config) -> bool:
@@ -267,6 +280,42 @@ def pytest_collect_file(file_path, parent):
     return MystChapter.from_parent(parent, path=file_path)
 
 
+def myst_nb_notebook(path: Path):
+    """The chapter as myst-nb reads it for Jupyter Book (its code cells and metadata decide the execution-cache key)."""
+    from myst_nb.core.read import read_myst_markdown_notebook
+    from myst_parser.config.main import MdParserConfig
+
+    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text(encoding="utf-8")) or {}
+    extensions = ((config.get("parse") or {}).get("myst_enable_extensions")) or []
+    return read_myst_markdown_notebook(Path(path).read_text(encoding="utf-8"),
+                                       MdParserConfig(enable_extensions=set(extensions)), path=Path(path))
+
+
+def keep_execution(path: Path, outputs: list, seconds: float, cache_dir: Path = BOOK_EXECUTION_CACHE) -> bool:
+    """Put the executed chapter (the outputs of its code cells, in order) into Jupyter Book's execution cache, so that
+    ``jupyter-book build`` renders it without running it again.  Returns False (and changes nothing) when the
+    chapter as myst-nb reads it has another number of code cells."""
+    import fcntl
+
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    nb = myst_nb_notebook(path)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    if len(code) != len(outputs):
+        return False
+    for count, (cell, outs) in enumerate(zip(code, outputs), start=1):
+        cell.outputs = outs
+        cell.execution_count = count
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir.parent / ".jupyter_cache.lock", "w") as lock:  # two xdist workers share one SQLite file
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        get_cache(str(cache_dir)).cache_notebook_bundle(
+            CacheBundleIn(nb, str(Path(path).resolve()), data={"execution_seconds": seconds}),
+            check_validity=False, overwrite=True)
+    return True
+
+
 class MystChapter(IPyNbFile):
     """A MyST Markdown chapter, executed by nbval without output comparison."""
 
@@ -274,6 +323,9 @@ class MystChapter(IPyNbFile):
         super().__init__(*args, **kwargs)
         self.compare_outputs = False  # MyST files hold no outputs to compare against
         self.failed_cell: ChapterCell | None = None  # the first cell that failed, if any
+        self.outputs: dict[int, list] = {}  # outputs of the cells that ran, by cell number
+        self.seconds = 0.0  # wall time of the cells that ran
+        self.n_cells = 0
 
     def collect(self):
         self.nb = read_chapter(self.path)
@@ -286,6 +338,7 @@ class MystChapter(IPyNbFile):
             "language": "python",
         }
         code_cells = [cell for cell in self.nb.cells if cell.cell_type == "code"]
+        self.n_cells = len(code_cells)
         lines = code_cell_lines(self.path)
         if len(lines) != len(code_cells):
             lines = [None] * len(code_cells)
@@ -319,12 +372,27 @@ class ChapterCell(IPyNbCell):
         failed = self.parent.failed_cell
         if failed is not None:
             pytest.skip(f"not run: {failed._where()} failed")
+        start = time.perf_counter()
         try:
             super().runtest()
         except BaseException as err:
             if not isinstance(err, pytest.skip.Exception):
                 self.parent.failed_cell = self
             raise
+        finally:
+            self.parent.seconds += time.perf_counter() - start
+        chapter = self.parent
+        chapter.outputs[self.cell_num] = [nbformat.from_dict(dict(out)) for out in (self.test_outputs or [])]
+        if self.cell_num == chapter.n_cells - 1 and len(chapter.outputs) == chapter.n_cells \
+                and not self.config.getoption("no_book_cache", default=False):
+            try:
+                kept = keep_execution(self.path, [chapter.outputs[i] for i in range(chapter.n_cells)], chapter.seconds)
+            except Exception as err:  # the chapter passed: only the book build will execute it again
+                kept = f"{type(err).__name__}: {err}"
+            if kept is not True:
+                warnings.warn(f"{self._where()}: the execution is not kept for the book "
+                              f"({kept or 'myst-nb reads another number of code cells'}); jupyter-book will run the "
+                              "chapter again", stacklevel=1)
 
     def reportinfo(self):
         line = self.source_line - 1 if self.source_line else 0

@@ -2,10 +2,11 @@
 
 The package is layered; every import points down this list, never up or sideways into a recipe:
 
-- ``lib.recipes``: the book's recipes, what each chapter runs, at each scale, cached (one module per chapter or
-  topic, e.g. :mod:`lib.recipes.phi4_ensembles`, :mod:`lib.recipes.phi4_diffusion`,
-  :mod:`lib.recipes.complex_langevin`, and the cached score networks of :mod:`lib.recipes.cached_training`).
-  Only recipes use the artefact cache.
+- ``lib.recipes``: the book's recipes, what each chapter runs, at each scale, cached, in two tiers: the shared
+  pipelines of :mod:`lib.recipes.pipelines` (trained networks from the store, the cache or a training; HMC ensembles;
+  the lattice diffusion model's training, sampling, likelihood and flow proposals; the toy-model networks), and one
+  module per chapter that chooses its settings (e.g. :mod:`lib.recipes.phi4_hmc`, :mod:`lib.recipes.phi4_diffusion`,
+  :mod:`lib.recipes.complex_langevin`).  Only recipes use the artefact cache.
 - ``lib.physics``: the physical models and their own samplers: toy targets (:mod:`lib.physics.toy`), real Langevin
   (:mod:`lib.physics.langevin`), lattice phi^4 (:mod:`lib.physics.phi4`), Hybrid Monte Carlo
   (:mod:`lib.physics.hmc`), lattice observables (:mod:`lib.physics.observables`), the independence
@@ -18,8 +19,9 @@ The package is layered; every import points down this list, never up or sideways
   (:mod:`lib.diffusion.training`), the probability-flow likelihood (:mod:`lib.diffusion.likelihood`), the fixed-step flow map with its exact
   density (:mod:`lib.diffusion.flow_map`), data normalisation (:mod:`lib.diffusion.normalise`).
 - ``lib.stats``: statistics: moments and cumulants, bootstrap and jackknife, autocorrelation, weighted fits.
-- ``lib.infra``: infrastructure: scale and device (:mod:`lib.infra.profile`), the artefact cache
-  (:mod:`lib.infra.cache`), reproduction tables and checks (:mod:`lib.infra.report`).
+- ``lib.infra``: infrastructure: scale and device (:mod:`lib.infra.profile`), the code behind a cache key
+  (:mod:`lib.infra.sources`), the artefact cache (:mod:`lib.infra.cache`), the store of trained networks
+  (:mod:`lib.infra.store`), reproduction tables and checks (:mod:`lib.infra.report`).
 - ``lib.core``: what every layer uses: validation (:mod:`lib.core.checks`), explicit random generators
   (:mod:`lib.core.random`), the one recorder of every sampler (:mod:`lib.core.recording`), atomic file writes
   (:mod:`lib.core.files`).

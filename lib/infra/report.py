@@ -1,6 +1,7 @@
 """Reproduction tables side by side with the papers, and the checks that end every chapter.
 
-Values are written in the concise notation ``1.0624(5)`` = 1.0624 +- 0.0005: the digits in parentheses are
+:class:`TrainingRecords` shows where each trained network of a chapter comes from (the store of trained networks,
+the artefact cache, or a training just now) and what it cost.  Values are written in the concise notation ``1.0624(5)`` = 1.0624 +- 0.0005: the digits in parentheses are
 the error in units of the last digit shown.  :class:`ReproTable` shows our values (with errors), the papers'
 cells exactly as printed and the exact values; :class:`Checks` collects pass/fail checks of our values against
 exact values or the papers' cells and raises :class:`CheckFailed` at the end, naming every failing cell.
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 __all__ = ["parse_value", "format_value", "split_complex", "split_complex_errors", "ReproTable", "Checks", "CheckFailed",
-           "SOURCES"]
+           "SOURCES", "TrainingRecords"]
 
 #: where a table row comes from
 SOURCES = ("ours", "paper", "exact")
@@ -215,6 +216,69 @@ class ReproTable:
                 f'<caption style="caption-side:top;text-align:left;font-weight:bold;padding:0.3em 0">'
                 f'{html.escape(self.title)}</caption><thead><tr><th style="{_CELL}"></th>{head}'
                 f'<th style="{_CELL}text-align:left">source</th></tr></thead><tbody>{"".join(body)}</tbody></table>')
+
+
+class TrainingRecords:
+    """The training record of the trained networks a chapter uses: where each comes from and what it cost.
+
+    ``results`` maps a name to a trained network (a :class:`lib.diffusion.training.TrainResult`, or anything with its
+    ``source``, ``steps``, ``wall_time``, ``losses`` and ``record``).  One row per network: the source (``store``:
+    the repository's store of trained networks; ``cache``: the artefact cache; ``trained``: trained in this run),
+    the optimiser steps, the training wall time and time per step of the run that made the weights, the mean loss of
+    the last 100 steps, the machine (CPU, torch threads, torch version) and the date.
+    """
+
+    columns = ("source", "steps", "training", "per step", "final loss", "machine", "torch", "trained on")
+
+    def __init__(self, title: str, results):
+        self.title, self.rows = str(title), []
+        for name, result in dict(results).items():
+            record = getattr(result, "record", None) or {}
+            extra = record.get("extra") or {}
+            machine = extra.get("machine") or {}
+            steps = int(result.steps)
+            wall = float(result.wall_time)
+            cpu = machine.get("cpu") or machine.get("arch") or "?"
+            threads = machine.get("torch_threads")
+            self.rows.append({
+                "label": str(name), "wall": wall,
+                "texts": [str(result.source), f"{steps:,}", _seconds(wall),
+                          f"{1e3 * wall / max(steps, 1):.1f} ms" if math.isfinite(wall) else _MISSING,
+                          f"{float(result.losses[-100:].mean()):.4g}",
+                          cpu + (f", {threads} thread{'s' if threads != 1 else ''}" if threads else ""),
+                          str((record.get("versions") or {}).get("torch", "?")),
+                          str(record.get("created", "?"))[:10]],
+            })
+
+    @property
+    def total_seconds(self) -> float:
+        """Sum of the training wall times (seconds) of the networks listed."""
+        return sum(r["wall"] for r in self.rows)
+
+    def to_markdown(self) -> str:
+        lines = [f"**{self.title}**", "", "| | " + " | ".join(self.columns) + " |",
+                 "|---|" + "---|" * len(self.columns)]
+        lines += [f"| {r['label']} | " + " | ".join(r["texts"]) + " |" for r in self.rows]
+        return "\n".join(lines) + "\n"
+
+    __str__ = to_markdown
+
+    def _repr_html_(self) -> str:
+        head = "".join(f'<th style="{_CELL}text-align:left">{html.escape(c)}</th>' for c in self.columns)
+        body = "".join(f'<tr><th scope="row" style="{_CELL}text-align:left">{html.escape(r["label"])}</th>'
+                       + "".join(f'<td style="{_CELL}">{html.escape(t)}</td>' for t in r["texts"]) + "</tr>"
+                       for r in self.rows)
+        return ('<table class="lib-training" style="border-collapse:collapse;margin:0.5em 0;font-size:90%;'
+                'font-variant-numeric:tabular-nums">'
+                f'<caption style="caption-side:top;text-align:left;font-weight:bold;padding:0.3em 0">'
+                f'{html.escape(self.title)}</caption><thead><tr><th style="{_CELL}"></th>{head}</tr></thead>'
+                f'<tbody>{body}</tbody></table>')
+
+
+def _seconds(wall: float) -> str:
+    if not math.isfinite(wall):
+        return _MISSING
+    return f"{wall:.0f} s" if wall < 600 else f"{wall / 60:.1f} min"
 
 
 class CheckFailed(AssertionError):

@@ -183,12 +183,14 @@ def effective_action_flow(spec: toy_dm.MixtureNetSpec, times, x_min: float = -2.
     :class:`~lib.recipes.pipelines.toy_dm.MixtureNetSpec`, e.g. one of :func:`lib.recipes.two_peak.network_specs`)
     at each time, on ``n_x`` points of :math:`[x_{min}, x_{max}]`; exact: the density of ``spec.target``.
 
-    Returns ``{"x": (n_x,), "exact": {t: (n_x,)}, "learned": {t: (n_x,)}}`` (float64 numpy arrays).
+    Returns ``{"x": (n_x,), "exact": {t: (n_x,)}, "learned": {t: (n_x,)}}`` (float64 numpy arrays) and
+    ``"network"``, the trained network (its :class:`~lib.diffusion.training.TrainResult`, with its training record).
     """
     sde, target = spec.sde, spec.target
-    model = toy_dm.trained(spec, device=device).sampling_model.eval()
+    network = toy_dm.trained(spec, device=device)
+    model = network.sampling_model.eval()
     x = torch.linspace(x_min, x_max, require_int(n_x, "n_x", 2), dtype=torch.float32, device=device).reshape(-1, 1)
-    out = {"x": x.reshape(-1).double().cpu().numpy(), "exact": {}, "learned": {}}
+    out = {"x": x.reshape(-1).double().cpu().numpy(), "exact": {}, "learned": {}, "network": network}
     for t in times:
         t = float(t)
         logp = likelihood.log_likelihood(sde, model, x, t_eps=t, rtol=1e-6, atol=1e-6).logp

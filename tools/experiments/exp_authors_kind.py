@@ -21,7 +21,6 @@ from _run import train_and_generate
 from lib.diffusion import lattice_nets
 from lib.physics import observables as obs
 from lib.recipes import network_symmetry as ns
-from lib.recipes import phi4_diffusion as dm
 
 torch.set_num_threads(int(os.environ.get("NT", "1")))
 net_kind, norm, opt, sampler, odd, steps = sys.argv[1:6] + [int(sys.argv[6])]

@@ -12,6 +12,7 @@ from _run import train_and_generate
 from lib.physics import observables, phi4
 from lib.recipes import phi4_diffusion as dm
 
+
 torch.set_num_threads(int(os.environ.get("NT", "1")))
 lr, n_steps, batch = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 n_gen = int(sys.argv[4]) if len(sys.argv) > 4 else 512

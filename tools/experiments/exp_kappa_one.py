@@ -10,7 +10,6 @@ import numpy as np, torch
 from _run import train_and_generate
 from lib.physics import observables as obs
 from lib.recipes import deep_broken_phase as db
-from lib.recipes import phi4_diffusion as dm
 
 torch.set_num_threads(int(os.environ.get("NT", "1")))
 steps, weight, heun, t_end = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])

@@ -4,7 +4,8 @@ Environment: NT (torch threads, 1), LR (2e-3), BS (batch, 32), LRS (lr schedule:
 """
 import sys, time, torch, numpy as np
 from lib.diffusion import lattice_nets, training
-from lib.recipes import phi4_diffusion as dm, phi4_ensembles as ens
+from lib.recipes import phi4_hmc
+from lib.recipes.pipelines import lattice_sampling as dms, lattice_training as dmt
 from lib.physics import observables
 from lib.infra.cache import ArtefactCache
 
@@ -13,7 +14,7 @@ kappa = sys.argv[1] if len(sys.argv) > 1 else "0.21"
 n_train_steps = int(sys.argv[2]) if len(sys.argv) > 2 else 1500
 n_heun = int(sys.argv[3]) if len(sys.argv) > 3 else 20
 cache = ArtefactCache()
-big = ens.book_specs("quick")
+big = phi4_hmc.book_specs("quick")
 names = ("k0.21-hot", "k0.21-cold") if kappa == "0.21" else ("k0.4-cold", "k0.4-below")
 arch = sys.argv[4] if len(sys.argv) > 4 else "cnn"
 if arch.startswith("unet"):
@@ -25,17 +26,17 @@ import os
 tc = training.TrainConfig(n_steps=n_train_steps, lr=float(os.environ.get("LR", "2e-3")), batch_size=int(os.environ.get("BS", "32")), augment_flip=True, ema_decay=0.99,
                           lr_schedule=os.environ.get("LRS", "constant"), t_sampling=os.environ.get("TS", "uniform"))
 print(tc, flush=True)
-spec = dm.DMSpec(tuple(big[n] for n in names), cnn, tc, seed=int(os.environ.get("SEED", "7321")))
+spec = dmt.DMSpec(tuple(big[n] for n in names), cnn, tc, seed=int(os.environ.get("SEED", "7321")))
 t0 = time.perf_counter()
-data = dm.training_configs(spec, cache, progress=False)
+data = dmt.training_configs(spec, cache, progress=False)
 print("data", tuple(data.shape), f"{time.perf_counter() - t0:.0f} s", flush=True)
 t0 = time.perf_counter()
-result, norm = dm.trained_model(spec, cache, progress=False)
+result, norm = dmt.trained_model(spec, cache, progress=False)
 print(f"trained in {time.perf_counter() - t0:.0f} s", flush=True)
 n_gen = int(sys.argv[5]) if len(sys.argv) > 5 else 1536
-sample = dm.SampleSpec(n_samples=n_gen, n_steps=n_heun, batch=256, record_every=max(1, n_heun // 10), seed=7100)
+sample = dms.SampleSpec(n_samples=n_gen, n_steps=n_heun, batch=256, record_every=max(1, n_heun // 10), seed=7100)
 t0 = time.perf_counter()
-out = dm.generate(spec, sample, cache, progress=False)
+out = dms.generate(spec, sample, cache, progress=False)
 print(f"sampled {sample.n_samples} with {n_heun} Heun steps in {time.perf_counter() - t0:.0f} s", flush=True)
 phi = out["configs"].double()
 V = phi.shape[-1] ** 2

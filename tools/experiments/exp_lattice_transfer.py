@@ -11,8 +11,9 @@ import torch
 from lib.infra.cache import ArtefactCache
 from lib.physics import observables as obs
 from lib.recipes import lattice_transfer as lt
-from lib.recipes import phi4_diffusion as dm
-from lib.recipes import phi4_ensembles as ens
+from lib.recipes.pipelines import lattice_sampling as dms
+from lib.recipes.pipelines import lattice_training as dmt
+from lib.recipes.pipelines import phi4_ensembles as ens
 
 torch.set_num_threads(1)
 phase = sys.argv[1]
@@ -24,11 +25,11 @@ for L, pair in specs["hmc"][phase].items():
     print(f"HMC L={L}: |M| {s['absM']} chi2 {s['chi2']} U_L {s['U_L']} ({time.perf_counter() - t0:.0f} s)", flush=True)
 for Lt, spec in specs["models"][phase].items():
     t0 = time.perf_counter()
-    dm.trained_model(spec, cache)
+    dmt.trained_model(spec, cache)
     print(f"trained L_t={Lt} in {time.perf_counter() - t0:.0f} s", flush=True)
     for L in sorted({Lt, *lt.L_SAMPLE}):
         t0 = time.perf_counter()
-        g = dm.generate(spec, specs["samples"][phase][L], cache)
+        g = dms.generate(spec, specs["samples"][phase][L], cache)
         m = obs.magnetisation(g["configs"].double())
         s = obs.magnetisation_summary(m, L * L, generator=rng, block_length=1)
         r = obs.site_cumulant_ratios(g["configs"], generator=rng, symmetric=True)

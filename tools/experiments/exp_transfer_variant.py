@@ -14,8 +14,8 @@ from lib.diffusion import lattice_nets
 from lib.infra.cache import ArtefactCache
 from lib.physics import observables as obs
 from lib.recipes import lattice_transfer as lt
-from lib.recipes import phi4_diffusion as dm
-
+from lib.recipes.pipelines import lattice_sampling as dms
+from lib.recipes.pipelines import lattice_training as dmt
 torch.set_num_threads(1)
 phase, Lt, kind, gn = sys.argv[1], int(sys.argv[2]), sys.argv[3], bool(int(sys.argv[4]))
 w = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
@@ -26,12 +26,12 @@ net = dataclasses.replace(base.net, group_norm=gn) if kind == "unet" else \
     lattice_nets.LatticeNetConfig(kind="cnn", channels=(16, 16, 16), odd=True, group_norm=gn)
 spec = dataclasses.replace(base, net=net, train=dataclasses.replace(base.train, zero_mode_weight=w))
 t0 = time.perf_counter()
-dm.trained_model(spec, cache)
+dmt.trained_model(spec, cache)
 print(f"{sys.argv[1:]}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
 for L in sizes:
     t0 = time.perf_counter()
     sample = dataclasses.replace(specs["samples"][phase][L], n_samples=min(256, specs["samples"][phase][L].n_samples))
-    g = dm.generate(spec, sample, cache)
+    g = dms.generate(spec, sample, cache)
     m = obs.magnetisation(g["configs"].double())
     s = obs.magnetisation_summary(m, L * L, generator=rng, block_length=1)
     print(f"  L={L}: |M| {s['absM'][0]:.4f}({s['absM'][1]:.4f}) chi2 {s['chi2'][0]:.3f}({s['chi2'][1]:.3f}) "

@@ -8,6 +8,7 @@ import numpy as np, torch
 from _run import train_and_generate
 from lib.recipes import phi4_diffusion as dm
 
+
 torch.set_num_threads(int(os.environ.get("NT", "1")))
 seed, weight = int(sys.argv[1]), float(sys.argv[2])
 n_gen = int(sys.argv[3]) if len(sys.argv) > 3 else 1024

@@ -13,12 +13,13 @@ from lib.core.random import make_generator
 from lib.diffusion import lattice_nets, losses
 from lib.recipes import phi4_diffusion as dm
 
+from lib.recipes.pipelines import lattice_training as dmt
 torch.set_num_threads(1)
 mode = sys.argv[1]
 if mode not in ("eager", "bf16", "compile"):
     raise SystemExit(f"mode must be eager, bf16 or compile, got {mode!r}")
 spec = dm.book_specs("quick")["k0.21"]
-sde, L = dm.forward_sde(spec), spec.params.L
+sde, L = dmt.forward_sde(spec), spec.params.L
 net = lattice_nets.build_lattice_net(spec.net, sde, generator=make_generator(0))
 model = torch.compile(net) if mode == "compile" else net
 gen = make_generator(1)

@@ -2,7 +2,7 @@
 Z2-symmetrised (observables symmetric=True), relative to the symmetrised HMC training ensemble (read from the cache
 files directly, whatever code fingerprint made them)."""
 import json, glob, torch, numpy as np
-from lib.recipes import phi4_ensembles as ens
+from lib.recipes.pipelines import phi4_ensembles as ens
 from lib.physics import observables as obs, phi4
 from lib.diffusion.normalise import Normalisation
 torch.set_num_threads(1)
