@@ -1,6 +1,8 @@
 # Build and test the book.  On a fresh machine:
-#     make book     # virtual environment, requirements, lib; HTML book in _build/html/
+#     make book     # virtual environment, requirements, lib; every chapter executed and checked (two at a time),
+#                   # then the HTML book assembled from those executions in _build/html/
 #     make test     # pytest tests/ (unit and physics tests of lib), then pytest --nbval book/
+#     make models   # the store of trained networks (models/): train what the current code and recipes lack
 # Scale and device: LIB_SCALE=quick|paper, LIB_DEVICE=cpu|cuda|cuda:N (see README.md).
 # GPU: `make venv TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126` first installs the
 # CUDA build of the torch version pinned in requirements.txt (pick the CUDA variant that
@@ -9,6 +11,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_INDEX_URL ?=
+# chapters executed at once by `make book` (pytest-xdist workers) and torch threads per chapter
+WORKERS ?= 2
+THREADS ?= 1
 # The artefact cache of lib.cache: $LIB_CACHE_DIR if set, else .artefacts/ in the checkout.
 CACHE_DIR := $(if $(LIB_CACHE_DIR),$(LIB_CACHE_DIR),.artefacts)
 
@@ -20,7 +25,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make venv         create $(VENV), install requirements.txt and lib (pip install -e .)"
 	@echo "make test         pytest tests/, then pytest --nbval book/ (every chapter and its checks)"
-	@echo "make book         build the HTML book into _build/html/ (index.html)"
+	@echo "make book         execute every chapter (two at a time), then build the HTML book into _build/html/"
 	@echo "make models       train the networks the store lacks (two at a time) into models/, drop unneeded ones"
 	@echo "make check-html   open every built page in headless Chromium, offline, and check it"
 	@echo "make clean        remove _build/ (the book and its execution cache); keeps the artefacts"
@@ -48,7 +53,10 @@ test-lib: $(STAMP)
 test-book: $(STAMP)
 	$(BIN)/pytest --nbval book/
 
+# The chapters run first, two at a time (their checks must hold); the collector keeps each execution in
+# _build/.jupyter_cache, from which jupyter-book renders the pages without running the chapters again.
 book: $(STAMP)
+	LIB_THREADS=$(THREADS) $(BIN)/pytest --nbval book/ -n $(WORKERS) --dist loadfile -q
 	$(BIN)/jupyter-book build . --all -n -W --keep-going
 	test -f _build/html/index.html
 

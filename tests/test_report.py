@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib.infra.report import CheckFailed, Checks, ReproTable, format_value, parse_value
+from lib.infra.report import CheckFailed, Checks, ReproTable, TrainingRecords, format_value, parse_value
 
 
 @pytest.mark.parametrize("text, value, error", [
@@ -243,3 +243,17 @@ def test_a_table_refuses_non_finite_cells():
     with pytest.raises(ValueError, match=r"row 'ours', column 'a': the error is nan"):
         t.add_row("ours", [1.0, 2.0], [float("nan"), 0.1])
     t.add_row("ours", [1.0, None], [0.1, None])  # None is an empty cell
+
+
+def test_training_records_show_where_each_network_comes_from():
+    class Result:
+        source, steps, wall_time = "store", 1500, 812.0
+        losses = torch.full((1500,), 0.25, dtype=torch.float64)
+        record = {"extra": {"machine": {"cpu": "Some CPU", "torch_threads": 1}}, "versions": {"torch": "2.13.0"},
+                  "created": "2026-12-07T03:00:00+00:00"}
+
+    table = TrainingRecords("networks", {"a": Result(), "b": Result()})
+    text = table.to_markdown()
+    assert "| a | store | 1,500 | 13.5 min | 541.3 ms | 0.25 | Some CPU, 1 thread | 2.13.0 | 2026-12-07 |" in text
+    assert table.total_seconds == pytest.approx(1624.0)
+    assert "<table" in table._repr_html_() and "Some CPU" in table._repr_html_()
