@@ -15,3 +15,12 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _no_repository_store(tmp_path_factory, monkeypatch):
+    """Unit tests train their own small networks: they never read the repository's store of trained networks (an
+    empty store of their own instead) and ignore a LIB_STORE of the calling environment (CI's chapters stage sets
+    ``require``).  ``tests/test_store.py`` reads the repository's store by its path."""
+    monkeypatch.setenv("LIB_STORE_DIR", str(tmp_path_factory.mktemp("store")))
+    monkeypatch.delenv("LIB_STORE", raising=False)

@@ -5,19 +5,24 @@ chapter, the network and `make models`, so that CI never falls back to a cold re
 retrained from its recipe and compared with the store bit for bit.
 """
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from lib.infra.cache import ArtefactCache
-from lib.infra.store import NetworkStore, default_root
+from lib.infra.store import NetworkStore
 from lib.recipes.book_networks import book_networks
 from lib.recipes.pipelines.trained_networks import machine, trained
 
 
+#: the repository's store (whatever LIB_STORE_DIR says: this test is about the committed store)
+REPOSITORY_STORE = Path(__file__).resolve().parent.parent / "models"
+
+
 @pytest.fixture(scope="module")
 def store():
-    return NetworkStore(default_root())
+    return NetworkStore(REPOSITORY_STORE)
 
 
 @pytest.fixture(scope="module")
