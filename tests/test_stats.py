@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -450,3 +451,30 @@ def test_cumulants_from_power_sums():
     x = np.random.default_rng(0).normal(size=1000)
     sums = np.array([[np.sum(x**n) for n in range(9)]])
     np.testing.assert_allclose(cumulants_from_power_sums(sums)[0], cumulants(x, 8), rtol=1e-9, atol=1e-9)
+
+
+def _ar1_chains(n_chains, n, phi=0.9, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, n_chains))
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + rng.standard_normal(n_chains)
+    return x
+
+
+def test_a_transposed_series_warns_and_the_chain_layout_can_be_named():
+    """Before: 8 AR(0.9) chains of 200 draws given as (8, 200) gave tau_int 0.5 (instead of about 9.5) and no word."""
+    x = _ar1_chains(8, 200)
+    right = stats.tau_int(x)
+    assert right.tau > 4
+    with pytest.warns(RuntimeWarning, match=r"shape \(8, 200\).*layout=\"chains, draws\""):
+        wrong = stats.tau_int(x.T)
+    assert wrong.tau < 1  # read along the wrong axis, as the warning says
+    named = stats.tau_int(x.T, layout="chains, draws")
+    assert named.tau == pytest.approx(right.tau) and named.n == right.n
+    assert stats.mean_error(x.T, layout="chains, draws") == pytest.approx(stats.mean_error(x))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*layout.*")
+        stats.tau_int(x[:50, :], layout="draws, chains")
+        stats.tau_int(_ar1_chains(80, 40), layout="draws, chains")  # 40 draws of 80 chains, said so: no warning
+    with pytest.raises(ValueError, match="layout must be one of"):
+        stats.tau_int(x, layout="rows")

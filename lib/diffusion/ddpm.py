@@ -20,7 +20,8 @@ from typing import Callable
 
 import torch
 
-from lib.core.checks import expand_like, require_batch, require_int
+from lib.core.checks import NonFiniteError, describe_members, expand_like, failing_members, require_batch, require_int
+from lib.core.random import require_generator
 from lib.diffusion.sde import LinearDriftSDE
 
 __all__ = ["DDPMSchedule", "eps_from_score", "eps_loss", "ancestral_sample", "SIGMAS"]
@@ -36,6 +37,9 @@ class DDPMSchedule:
     betas: tuple  # beta_i, i = 1..N, each in the open interval (0, 1)
 
     def __post_init__(self):
+        if isinstance(self.betas, (str, bytes)) or not hasattr(self.betas, "__iter__"):
+            raise ValueError(f"betas must be a sequence of the N variances beta_1..beta_N, got {self.betas!r}; for "
+                             "a schedule of N steps use DDPMSchedule.linear(N) or DDPMSchedule.from_sde(sde, N)")
         betas = tuple(float(b) for b in self.betas)
         if not betas:
             raise ValueError("betas must hold at least one value")
@@ -94,7 +98,11 @@ def eps_from_score(score: Callable, schedule: DDPMSchedule, times: torch.Tensor)
     root = torch.sqrt(1.0 - schedule.alpha_bar)
 
     def eps(x: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-        idx = i.long().cpu() - 1
+        steps = torch.as_tensor(i).long().cpu()
+        if steps.numel() and (int(steps.min()) < 1 or int(steps.max()) > schedule.n):
+            raise ValueError(f"step indices must lie in 1..{schedule.n} (1-based), got {int(steps.min())}..."
+                             f"{int(steps.max())}")
+        idx = steps - 1
         return -expand_like(root[idx].to(x), x) * score(x, times[idx].to(x.device))
 
     return eps
@@ -104,6 +112,7 @@ def eps_loss(eps_model: Callable, schedule: DDPMSchedule, x0: torch.Tensor, gene
     r"""Algorithm 1 of Ho et al.: :math:`\| \epsilon - \epsilon_\theta(\sqrt{\bar\alpha_i} x_0 + \sqrt{1 - \bar\alpha_i}
     \epsilon, i) \|^2`, ``i`` uniform in :math:`1..N`, averaged over the batch (summed over a configuration)."""
     require_batch(x0, "x0", non_empty=True)
+    require_generator(generator)
     B = x0.shape[0]
     i = torch.randint(1, schedule.n + 1, (B,), generator=generator, device=generator.device).to(x0.device)
     ab = schedule.alpha_bar.to(x0.device)[i - 1].to(x0.dtype)
@@ -118,18 +127,31 @@ def ancestral_sample(eps_model: Callable, schedule: DDPMSchedule, x_N: torch.Ten
     r"""Algorithm 2 of Ho et al. from :math:`x_N` down to :math:`x_0`; no noise is added on the last step.
 
     ``sigma``: ``"beta"`` (:math:`\sigma_i^2 = \beta_i`) or ``"posterior"`` (:math:`\sigma_i^2 = \tilde\beta_i`).
+    ``eps_model(x, i)`` must return a tensor of the shape of ``x``.  A non-finite state raises
+    :class:`lib.core.checks.NonFiniteError` naming the step and the failing samples; it carries the state before
+    that step (``partial``) and their indices (``bad``).
     """
     if sigma not in SIGMAS:
         raise ValueError(f"sigma must be one of {SIGMAS}, got {sigma!r}")
     require_batch(x_N, "x_N", finite=True, non_empty=True)
+    require_generator(generator)
     beta, ab = schedule.beta, schedule.alpha_bar
     var = beta if sigma == "beta" else schedule.posterior_variance()
     x = x_N
     for i in range(schedule.n, 0, -1):
         idx = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
         b, a_bar = float(beta[i - 1]), float(ab[i - 1])
-        x = (x - b / (1.0 - a_bar) ** 0.5 * eps_model(x, idx)) / (1.0 - b) ** 0.5
+        eps = eps_model(x, idx)
+        if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
+            raise ValueError(f"eps_model(x, i) must return a tensor of the shape of x {tuple(x.shape)}, got "
+                             f"{tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__} at step {i}")
+        x_prev, x = x, (x - b / (1.0 - a_bar) ** 0.5 * eps) / (1.0 - b) ** 0.5
         if i > 1:
             z = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
             x = x + float(var[i - 1]) ** 0.5 * z
+        if not bool(torch.isfinite(x).all()):
+            bad = failing_members(x)
+            raise NonFiniteError(f"ancestral_sample: x became non-finite at step {i} of {schedule.n} for "
+                                 f"{describe_members(bad, x.shape[0])}; the state before it is the exception's "
+                                 ".partial", partial=x_prev, bad=bad)
     return x

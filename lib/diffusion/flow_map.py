@@ -3,15 +3,20 @@ r"""A diffusion model as a proposal with an exact density: the fixed-step probab
 A fixed-step integrator of the probability-flow ODE on a :class:`lib.diffusion.grids.TimeGrid` is a deterministic map
 :math:`\Phi = \Phi_{n-1} \circ \dots \circ \Phi_0` of the prior sample :math:`x_T \sim \mathcal N(0, \Xi(T))` to the
 generated configuration :math:`x = \Phi(x_T)`.  Each step is a smooth map, an Euler or Heun step of the ODE written
-in the variables of Karras et al. (:func:`flow_step`).  For steps small enough to keep every :math:`\det J_i`
-positive it is a bijection, and the density of the configuration actually proposed is, by the change of variables,
+in the variables of Karras et al. (:func:`flow_step`).  Where the map is a bijection, the density of the configuration
+actually proposed is, by the change of variables,
 
 .. math::
 
     \log q(x) = \log p_T(x_T) - \sum_{i=0}^{n-1} \log \big|\det J_i(y_i)\big|, \qquad
     J_i = \partial \Phi_i / \partial y ,
 
-exactly, whatever the quality of the score or the size of the steps: no solver tolerance, no stochastic trace.  The
+for the map actually computed, whatever the quality of the score: no solver tolerance, no stochastic trace.  What is
+checked and what is not: every step must have :math:`\det J_i > 0` at every proposed point (else an error), which
+makes the map a local diffeomorphism there; it does not prove that the map is one-to-one globally (a fold where no
+proposal lands would go unseen), so the steps must stay small enough for the flow of a smooth score to be
+invertible.  The score must treat each sample of a batch on its own (the Jacobian is taken per sample): a score that
+couples the batch (a batch mean, a batch norm in training mode) is refused by a check on part of a batch.  The
 Jacobians are computed in full by reverse-mode automatic differentiation (``d`` vector-Jacobian products per step,
 batched, for a configuration of ``d`` numbers), which is affordable on small lattices (``d = 64`` on
 :math:`8 \times 8`).  This is what an exact Metropolis-Hastings correction needs (:mod:`lib.physics.metropolis`);
@@ -25,6 +30,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from lib.core.checks import NonFiniteError, require_int
+from lib.core.random import require_generator
 from lib.diffusion.grids import TimeGrid
 from lib.diffusion.sde import LinearDriftSDE
 
@@ -110,6 +116,28 @@ def _hutchinson_error(jac: torch.Tensor, probes: int, generator: torch.Generator
     return quad - a.diagonal(dim1=-2, dim2=-1).sum(-1, keepdim=True)
 
 
+def _check_score(score: Callable, x: torch.Tensor, t: float) -> None:
+    """The score returns one value per sample and site, and treats the samples of a batch independently: on the first
+    half of the batch, in reverse order, it must give the same values (to rounding) as on the whole batch, which a batch
+    mean, a batch norm in training mode or any other coupling of the samples breaks; the per-sample Jacobians would be
+    wrong."""
+    tt = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
+    with torch.no_grad():
+        out = score(x, tt)
+        if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+            raise ValueError(f"score(x, t) must return a tensor of the shape of x {tuple(x.shape)}, got "
+                             f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}")
+        if x.shape[0] < 2:
+            return
+        part = torch.arange(max(1, x.shape[0] // 2) - 1, -1, -1, device=x.device)
+        alone = score(x[part], tt[part])
+    scale = float(out.abs().max()) or 1.0
+    if not torch.allclose(alone, out[part], rtol=1e-4, atol=1e-4 * scale):
+        raise ValueError("score(x, t) couples the samples of a batch (its value for a sample changes with the other "
+                         "samples of the batch: a batch mean, or a batch norm in training mode?); the exact density "
+                         "needs a score that acts on each sample alone")
+
+
 def flow_proposals(sde: LinearDriftSDE, score: Callable, grid: TimeGrid, shape: tuple, n: int,
                    generator: torch.Generator, method: str = "heun", batch: int = 256, dtype=torch.float64,
                    device=None, probes: int = 0) -> FlowProposal:
@@ -125,9 +153,22 @@ def flow_proposals(sde: LinearDriftSDE, score: Callable, grid: TimeGrid, shape: 
     (Rademacher :math:`v_i`, drawn with ``generator`` after the prior samples of the batch), the zero-mean error of a
     Hutchinson estimate of :math:`\\sum_i \\mathrm{tr}(J_i - I) \\approx \\sum_i \\log\\det J_i`, the divergence
     integral of the probability-flow likelihood.
+
+    The score is checked once, on the first batch: one value per site, and no coupling of the samples of a batch.
+    What no check can see: a fold of the map away from the proposed points (see the module's docstring).
     """
+    require_generator(generator)
     if not isinstance(grid, TimeGrid):
         raise ValueError(f"grid must be a lib.diffusion.grids.TimeGrid, got {type(grid).__name__}")
+    if not bool(torch.isfinite(grid.t).all()) or not bool((grid.h > 0).all()):
+        raise ValueError("the grid must run from T down towards 0 with finite times and positive steps; got times "
+                         f"{grid.t.tolist()[:4]}...")
+    if isinstance(shape, (int, str)) or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0
+                                                for s in tuple(shape)):
+        raise ValueError(f"shape must be a tuple of positive ints, the shape of one configuration (e.g. (L, L)), got "
+                         f"{shape!r}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"dtype must be a floating torch dtype (float32 or float64), got {dtype!r}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if grid.t_eval.tolist() != grid.t[:-1].tolist():
@@ -142,6 +183,8 @@ def flow_proposals(sde: LinearDriftSDE, score: Callable, grid: TimeGrid, shape: 
     for start in range(0, n, batch):
         size = min(batch, n - start)
         x_T = sde.prior_sample((size,) + shape, generator=generator, device=device, dtype=dtype)
+        if start == 0:
+            _check_score(score, x_T, t_state[0])
         y, log_det = x_T, torch.zeros(size, dtype=torch.float64, device=x_T.device)
         noise = torch.zeros(size, probes, dtype=torch.float64, device=x_T.device)
         for i, t in enumerate(t_state[:-1]):

@@ -23,6 +23,7 @@ Derived in :doc:`/book/part1/score_matching` and compared in :doc:`/book/part2/t
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -98,8 +99,19 @@ def karras(sde: LinearDriftSDE, n_steps: int, t_end: float = 1e-4, rho: float = 
     if not 0.0 < float(t_end) < T:
         raise ValueError(f"t_end must lie in (0, T) = (0, {T}), got {t_end}")
     lo_s, hi_s = float(sde.noise_to_signal(float(t_end))), float(sde.noise_to_signal(T))
+    if not (math.isfinite(hi_s) and 0.0 < lo_s < hi_s):
+        raise ValueError(f"the noise-to-signal ratio sqrt(Xi)/f of {sde!r} is {lo_s:.3g} at t_end = {t_end} and "
+                         f"{hi_s:.3g} at T = {T}: it must be finite and grow from t_end to T (at T the signal f(T) = "
+                         f"{float(sde.f(T)):.3g} underflows when the process is far too strong; use a smaller sigma)")
     i = torch.arange(n_steps + 1, dtype=torch.float64) / n_steps
-    target = (hi_s ** (1 / rho) + i * (lo_s ** (1 / rho) - hi_s ** (1 / rho))) ** rho  # varsigma on the grid
+    try:
+        target = (hi_s ** (1 / rho) + i * (lo_s ** (1 / rho) - hi_s ** (1 / rho))) ** rho  # varsigma on the grid
+    except OverflowError:
+        target = torch.full_like(i, math.inf)
+    if not bool(torch.isfinite(target).all()) or not bool((target[:-1] > target[1:]).all()):
+        raise ValueError(f"rho = {rho} makes the noise levels of the grid overflow or coincide (varsigma from "
+                         f"{lo_s:.3g} to {hi_s:.3g} to the power 1/rho); Karras et al. take rho = 7, use a value of "
+                         "order 1 to 10")
     lo, hi = torch.full_like(target, float(t_end)), torch.full_like(target, T)
     for _ in range(100):  # bisection of the increasing varsigma(t); 100 halvings reach float64 resolution
         mid = 0.5 * (lo + hi)
@@ -107,6 +119,11 @@ def karras(sde: LinearDriftSDE, n_steps: int, t_end: float = 1e-4, rho: float = 
         hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
     grid = 0.5 * (lo + hi)
     grid[0], grid[-1] = T, float(t_end)
+    if not bool((grid[:-1] > grid[1:]).all()):
+        zero = int((grid[:-1] <= grid[1:]).sum())
+        raise ValueError(f"{zero} of the {n_steps} steps of the grid have zero length: the noise-to-signal ratio of "
+                         f"{sde!r} does not resolve them in float64 (too many steps for this process, or a process "
+                         "far too strong)")
     return _from_states(grid)
 
 

@@ -26,6 +26,7 @@ input tensor; multiplied with ``x`` they are cast to its dtype and device by :fu
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -333,22 +334,47 @@ def _growing(sigma: float, noise: NoiseSchedule | None) -> float:
     return sigma
 
 
+#: the prior must cover unit-variance data at T: Xi(T) at least this many times f(T)^2 (the variance such data keep at
+#: T), else :func:`ve`, :func:`vp` and :func:`interpolating` warn
+MIN_PRIOR_COVER = 4.0
+
+
+def _covered(sde: LinearDriftSDE) -> LinearDriftSDE:
+    r"""``sde``, with a warning when its prior does not cover data of unit variance at :math:`T`.
+
+    At :math:`T` such data have the marginal variance :math:`f(T)^2 + \Xi(T)`, of which the prior
+    :math:`\mathcal N(0, \Xi(T))` holds the noise alone; when :math:`\Xi(T) < 4 f(T)^2` the data still make up
+    more than a fifth of it (their shape too), and the backward process starts far from :math:`p(x, T)` (for example
+    ``ve(1.0001)``: a prior of standard deviation 1.00005 where such data need 1.414).  Deliberate choices (the
+    scans of :doc:`/book/part2/gaussian_target`) silence the warning with ``warnings.catch_warnings()``.
+    """
+    f2, xi = float(sde.f(sde.T)) ** 2, float(sde.xi(sde.T))
+    if xi < MIN_PRIOR_COVER * f2:
+        warnings.warn(f"{sde!r}: at T the prior N(0, Xi(T)) has variance Xi(T) = {xi:.4g}, while data of unit "
+                      f"variance keep f(T)^2 = {f2:.4g} of theirs: Xi(T) / f(T)^2 = {xi / f2:.3g} < {MIN_PRIOR_COVER:g}, "
+                      "the prior does not cover the data (a larger sigma or T does)", RuntimeWarning, stacklevel=3)
+    return sde
+
+
 def ve(sigma: float = 10.0, T: float = 1.0, *, noise: NoiseSchedule | None = None) -> LinearDriftSDE:
     """Variance expanding scheme: ``c = 0``, :math:`g = \\sigma^{t/T}`, :math:`\\Xi(t) = T(\\sigma^{2t/T}-1)/(2\\ln\\sigma)`.
 
-    ``noise`` replaces the exponential schedule (e.g. ``LinearBetaNoise()``).
+    ``noise`` replaces the exponential schedule (e.g. ``LinearBetaNoise()``).  Warns when the prior does not cover
+    unit-variance data at :math:`T` (:data:`MIN_PRIOR_COVER`).
     """
-    return LinearDriftSDE(_schedule(_growing(sigma, noise), T, noise), c=0.0)
+    return _covered(LinearDriftSDE(_schedule(_growing(sigma, noise), T, noise), c=0.0))
 
 
 def vp(sigma: float = 10.0, T: float = 1.0, *, noise: NoiseSchedule | None = None) -> LinearDriftSDE:
     """Variance preserving scheme (DDPM): ``c = 1``, :math:`g = \\sigma^{t/T}`, :math:`\\Xi = 1 - f^2`.
 
-    ``noise`` replaces the exponential schedule; ``vp(noise=LinearBetaNoise())`` is the VPSDE of Song et al.
+    ``noise`` replaces the exponential schedule; ``vp(noise=LinearBetaNoise())`` is the VPSDE of Song et al.  Warns
+    when the prior does not cover unit-variance data at :math:`T` (:data:`MIN_PRIOR_COVER`).
     """
-    return LinearDriftSDE(_schedule(_growing(sigma, noise), T, noise), c=1.0)
+    return _covered(LinearDriftSDE(_schedule(_growing(sigma, noise), T, noise), c=1.0))
 
 
 def interpolating(c: float, sigma: float = 10.0, T: float = 1.0, *, noise: NoiseSchedule | None = None) -> LinearDriftSDE:
-    """Intermediate scheme :math:`k = c\\,g^2`, ``0 <= c <= 1``, with :math:`g = \\sigma^{t/T}` (or ``noise``)."""
-    return LinearDriftSDE(_schedule(_growing(sigma, noise), T, noise), c=c)
+    """Intermediate scheme :math:`k = c\\,g^2`, ``0 <= c <= 1``, with :math:`g = \\sigma^{t/T}` (or ``noise``); warns as
+    :func:`ve` does."""
+    return _covered(LinearDriftSDE(_schedule(_growing(sigma, noise), T, noise), c=c))

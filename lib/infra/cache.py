@@ -45,8 +45,9 @@ from lib.infra.sources import code_fingerprint, import_closure
 
 __all__ = ["ArtefactCache", "CacheWarning", "default_root", "canonical_params", "FORMAT_VERSION", "ORPHAN_AGE"]
 
-#: bump when the layout of an entry changes; every key changes with it
-FORMAT_VERSION = 1
+#: bump when the layout of an entry changes; every key changes with it (2: the provenance record carries a sha256 of
+#: itself, so a hand-edited record is caught like a damaged data file)
+FORMAT_VERSION = 2
 #: seconds after which a temporary directory of a killed writer is removed
 ORPHAN_AGE = 3600.0
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent  # lib/ (this file is lib/infra/cache.py)
@@ -98,6 +99,9 @@ def canonical_params(value, name: str = "params"):
         for k, v in value.items():
             if not isinstance(k, str):
                 raise TypeError(f"cache parameter {name} has a non-string key {k!r}")
+            if k.startswith("__"):
+                raise ValueError(f"cache parameter {name} has the key {k!r}: keys starting with '__' are reserved (a "
+                                 "dataclass is written with '__class__'), so that no dict can pass for a dataclass")
             out[k] = canonical_params(v, f"{name}[{k!r}]")
         return out
     if isinstance(value, (list, tuple)):
@@ -159,6 +163,12 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def record_checksum(record: Mapping) -> str:
+    """sha256 of the canonical JSON of a provenance record without its own ``record_sha256`` entry."""
+    body = {k: v for k, v in record.items() if k != "record_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _versions() -> dict:
@@ -337,6 +347,7 @@ class ArtefactCache:
             torch.save(encoded, tmp / "data.pt")
             stored = _decode(torch.load(tmp / "data.pt", map_location="cpu", weights_only=True))
             record["sha256"] = _sha256(tmp / "data.pt")
+            record["record_sha256"] = record_checksum(record)
             (tmp / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
             old = self._move_aside(target, "replaced") if target.exists() else None
             try:
@@ -384,6 +395,8 @@ class ArtefactCache:
         record = json.loads((path / "provenance.json").read_text())
         if not isinstance(record, dict) or record.get("key") != key:
             raise ValueError("provenance belongs to another key (stale entry)")
+        if record_checksum(record) != record.get("record_sha256"):
+            raise ValueError("provenance.json does not match its own sha256 (edited by hand or damaged)")
         if _sha256(path / "data.pt") != record.get("sha256"):
             raise ValueError("sha256 of data.pt does not match its provenance")
         data = _decode(torch.load(path / "data.pt", map_location="cpu", weights_only=True))

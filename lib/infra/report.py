@@ -132,6 +132,11 @@ def _finite(x) -> bool:
 def _cells(values, n, what, label):
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().tolist()
+    elif isinstance(values, np.ndarray):
+        values = values.tolist()
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"row {label!r}: {what} must be a sequence with one entry per column ({n}), got "
+                         f"{type(values).__name__} {values!r}")
     values = list(values)
     if len(values) != n:
         raise ValueError(f"row {label!r}: {what} has {len(values)} entries, the table has {n} columns")
@@ -188,6 +193,8 @@ class ReproTable:
 
     def cell(self, label, column) -> tuple:
         """(value, error) of a cell, found by row label and column heading."""
+        if str(column) not in self.columns:
+            raise KeyError(f"no column {column!r} in table {self.title!r}; its columns are {self.columns}")
         j = self.columns.index(str(column))
         for row in self.rows:
             if row["label"] == str(label):
@@ -305,6 +312,13 @@ class Checks:
         return bool(passed)
 
     @staticmethod
+    def _n_sigma(cell, n_sigma):
+        n = _as_number(n_sigma, f"n_sigma of {cell}")
+        if isinstance(n, complex) or not n > 0:
+            raise ValueError(f"check {cell!r}: n_sigma must be a positive number, got {n_sigma!r}")
+        return float(n)
+
+    @staticmethod
     def _error(cell, error):
         err = None if error is None else _as_number(error, f"error of {cell}")
         if err is None or isinstance(err, complex) or err < 0:
@@ -312,7 +326,8 @@ class Checks:
         return float(err)
 
     def within_sigma(self, cell, value, error, reference, n_sigma=3.0) -> bool:
-        """Pass when ``|ours - ref| <= n_sigma * error``."""
+        """Pass when ``|ours - ref| <= n_sigma * error`` (``n_sigma > 0``)."""
+        n_sigma = self._n_sigma(cell, n_sigma)
         value, err, ref = _as_number(value), self._error(cell, error), _as_number(reference, "reference")
         dev = abs(value - ref)
         detail = f"{dev / err:.2g} sigma" if err > 0 else f"|ours - ref| = {dev:.3g}"
@@ -327,6 +342,7 @@ class Checks:
         bias does not fail half of the time: ``|ours - exact| <= |paper - exact| + n_sigma * error``.
         ``paper_value`` is a number, a ``(value, error)`` pair or the printed string.
         """
+        n_sigma = self._n_sigma(cell, n_sigma)
         paper_text = str(paper_value).strip() if isinstance(paper_value, str) else None
         if paper_text is not None:
             paper_value = parse_value(paper_text)
@@ -348,6 +364,7 @@ class Checks:
         learned from, allowed to deviate as much as the paper's generated row deviates from exact
         (:doc:`/book/part4/cl_diffusion`); ``floor_name`` says where the floor comes from in the rule.
         """
+        n_sigma = self._n_sigma(cell, n_sigma)
         value, err, ref = _as_number(value), self._error(cell, error), _as_number(reference, "reference")
         floor = _as_number(floor, "floor")
         if isinstance(floor, complex) or not floor >= 0:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from lib.infra.cache import ArtefactCache, _decode, _sha256
+from lib.infra.cache import ArtefactCache, _decode, _sha256, record_checksum
 
 __all__ = ["MODES", "SCALES", "StoreError", "StoreMissing", "mode", "default_root", "NetworkStore"]
 
@@ -125,6 +125,9 @@ class NetworkStore:
         if not isinstance(record, dict) or record.get("key") != key:
             raise StoreError(f"the store entry {record_path} belongs to another key; restore it from git or run "
                              "`make models`", record_path)
+        if record_checksum(record) != record.get("record_sha256"):
+            raise StoreError(f"the store entry {record_path} does not match its own sha256: it was edited by hand or "
+                             "damaged; restore it from git or run `make models`", record_path)
         try:
             digest = _sha256(data_path)
         except OSError as err:

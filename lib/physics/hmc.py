@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lib.core import random as _random
+from lib.core.random import require_generator
 from lib.core.checks import (NonFiniteError, describe_members, expand_like, failing_members, require_in_range, require_int,
                              require_positive)
 from lib.core.recording import Recorder
@@ -219,6 +220,8 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
         Bad parameters or start fields.
     """
     check_field(phi0, params, "phi0")
+    if generator is not None:
+        require_generator(generator)
     n_traj = require_int(n_traj, "n_traj", 0)
     n_therm = require_int(n_therm, "n_therm", 0)
     record_every = require_int(record_every, "record_every", 0)

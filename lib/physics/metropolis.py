@@ -21,6 +21,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from lib.core.checks import require_batch
+from lib.core.random import require_generator
 
 __all__ = ["MHChain", "independence_metropolis", "chain_observable"]
 
@@ -59,6 +60,11 @@ def independence_metropolis(x: torch.Tensor, log_q: torch.Tensor, action: Callab
         The index of the state after each of the ``n - start - 1`` steps, the accept decisions and the weights.
     """
     require_batch(x, "x", finite=True, non_empty=True)
+    require_generator(generator)
+    if x.shape[0] < 2:
+        raise ValueError(f"the chain needs at least two proposals (a start and one step), got {x.shape[0]}")
+    if isinstance(start, bool) or not isinstance(start, int):
+        raise ValueError(f"start must be an integer index of a proposal, got {start!r}")
     log_q = torch.as_tensor(log_q, dtype=torch.float64).reshape(-1)
     if log_q.shape[0] != x.shape[0]:
         raise ValueError(f"log_q must have one entry per proposal ({x.shape[0]}), got {tuple(log_q.shape)}")

@@ -360,8 +360,8 @@ def magnetisation_summary(m, volume: int, generator: np.random.Generator, n_boot
     n_traj, n_chains = arr.shape
     tau_abs = tau_m2 = None
     if block_length is None:
-        tau_abs = stats.tau_int(np.abs(arr))
-        tau_m2 = stats.tau_int(arr * arr)
+        tau_abs = stats.tau_int(np.abs(arr), layout="draws, chains")
+        tau_m2 = stats.tau_int(arr * arr, layout="draws, chains")
         block_length = max(1, math.ceil(10.0 * max(tau_abs.tau, tau_m2.tau)))
     require_int(block_length, "block_length", 1)
     block_length = int(min(block_length, n_traj))

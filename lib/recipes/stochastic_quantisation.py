@@ -56,9 +56,9 @@ def langevin_moments(action, eps: float, seed: int, size: Sizes, device="cpu",
             observe=lambda x: {name: x**n for name, n in ORDERS.items()},
         )
         series = {name: run.records[name].cpu().numpy() for name in ORDERS}  # (records, chains)
-        mean_err = np.array([stats.mean_error(series[name]) for name in ORDERS])
+        mean_err = np.array([stats.mean_error(series[name], layout="draws, chains") for name in ORDERS])
         return {"mean": mean_err[:, 0], "err": mean_err[:, 1], "x_final": run.x.cpu(),
-                "tau_x2": stats.tau_int(series["x2"]).tau}
+                "tau_x2": stats.tau_int(series["x2"], layout="draws, chains").tau}
 
     params = dict(action=action, eps=eps, chains=size.n_chains, time=size.langevin_time, therm=size.therm_time,
                   record_time=size.record_time, orders=list(ORDERS.values()), seed=seed)

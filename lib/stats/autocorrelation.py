@@ -13,7 +13,7 @@ import numpy as np
 from lib.core.checks import require_positive
 from lib.stats._arrays import as_array
 
-__all__ = ["TauInt", "tau_int", "mean_error"]
+__all__ = ["TauInt", "tau_int", "mean_error", "CHAIN_AXES"]
 
 
 # --------------------------------------------------------------------------- autocorrelation
@@ -26,13 +26,35 @@ class TauInt(NamedTuple):
     n: int  # total number of samples (all chains)
 
 
-def _as_chains(series) -> np.ndarray:
+#: the axis of a two-dimensional series that indexes the chains, by name
+CHAIN_AXES = {"draws, chains": 1, "chains, draws": 0}
+
+
+def _as_chains(series, layout: str | None) -> np.ndarray:
+    """``series`` as an ``(N, n_chains)`` array.
+
+    A two-dimensional series is ``(N, n_chains)`` (draws along axis 0, the book's layout) or, with
+    ``layout="chains, draws"``, ``(n_chains, N)`` (the layout of arviz and pyerrors).  Without ``layout`` a series
+    with fewer draws than chains is ambiguous, most likely transposed, and gets a warning: its tau_int would be
+    computed along the wrong axis (for 8 chains of 200 draws given as (8, 200): 0.5 instead of 7.9).
+    """
+    if layout is not None and layout not in CHAIN_AXES:
+        raise ValueError(f"layout must be one of {sorted(CHAIN_AXES)} or None, got {layout!r}")
     arr = as_array(series, "series")
     if np.iscomplexobj(arr):
         raise ValueError("series must be real; analyse the real and imaginary parts separately")
     if arr.ndim == 1:
         arr = arr[:, None]
-    if arr.ndim != 2:
+    elif arr.ndim == 2:
+        if layout == "chains, draws":
+            arr = arr.T
+        elif layout is None and arr.shape[0] < arr.shape[1]:
+            warnings.warn(
+                f"the series has shape {arr.shape}: read as {arr.shape[1]} chains of {arr.shape[0]} draws (the layout "
+                f"(N, n_chains)); if it holds {arr.shape[0]} chains of {arr.shape[1]} draws, pass layout=\"chains, "
+                "draws\"; pass layout=\"draws, chains\" to confirm this reading and silence this warning",
+                RuntimeWarning, stacklevel=3)
+    else:
         raise ValueError(f"series must have shape (N,) or (N, n_chains), got {arr.shape}")
     if arr.shape[0] < 2:
         raise ValueError(f"series needs at least 2 samples per chain, got {arr.shape[0]}")
@@ -89,7 +111,7 @@ def _gamma_method(arr: np.ndarray, S: float):
     return float(tau), float(dtau), int(window), int(n_tot), float(gamma[0]), float(mean)
 
 
-def tau_int(series, S: float = 1.5) -> TauInt:
+def tau_int(series, S: float = 1.5, layout: str | None = None) -> TauInt:
     r"""Integrated autocorrelation time with Wolff's automatic windowing (Gamma method).
 
     .. math::
@@ -112,6 +134,11 @@ def tau_int(series, S: float = 1.5) -> TauInt:
     S : float
         Wolff's parameter (> 0), the ratio of the window to the autocorrelation time
         scale; 1 to 2 is typical.
+    layout : str, optional
+        The axes of a two-dimensional series: ``"draws, chains"`` (``(N, n_chains)``) or
+        ``"chains, draws"`` (``(n_chains, N)``, as arviz and pyerrors store chains).  When omitted,
+        ``(N, n_chains)`` is assumed and a series with fewer draws than chains warns (it is most
+        likely transposed).
 
     Returns
     -------
@@ -120,11 +147,11 @@ def tau_int(series, S: float = 1.5) -> TauInt:
         is found below ``N / 2`` (series too short).
     """
     S = require_positive(S, "S")
-    tau, dtau, window, n, _, _ = _gamma_method(_as_chains(series), S)
+    tau, dtau, window, n, _, _ = _gamma_method(_as_chains(series, layout), S)
     return TauInt(tau, dtau, window, n)
 
 
-def mean_error(series, S: float = 1.5):
+def mean_error(series, S: float = 1.5, layout: str | None = None):
     r"""Mean of a (Markov-chain) time series and its error :math:`\sqrt{2 \tau_\mathrm{int} \mathrm{var} / N}`.
 
     :math:`\tau_\mathrm{int}` comes from :func:`tau_int` (Wolff's Gamma method, bias-corrected
@@ -136,6 +163,8 @@ def mean_error(series, S: float = 1.5):
         Shape ``(N,)`` or ``(N, n_chains)``; complex series are analysed part by part.
     S : float
         Wolff's windowing parameter.
+    layout : str, optional
+        ``"draws, chains"`` or ``"chains, draws"``, as for :func:`tau_int`.
 
     Returns
     -------
@@ -144,8 +173,8 @@ def mean_error(series, S: float = 1.5):
     S = require_positive(S, "S")
     arr = as_array(series, "series")
     if np.iscomplexobj(arr):
-        mr, er = mean_error(arr.real, S)
-        mi, ei = mean_error(arr.imag, S)
+        mr, er = mean_error(arr.real, S, layout)
+        mi, ei = mean_error(arr.imag, S, layout)
         return complex(mr, mi), complex(er, ei)
-    tau, _, _, n, var, mean = _gamma_method(_as_chains(arr), S)
+    tau, _, _, n, var, mean = _gamma_method(_as_chains(arr, layout), S)
     return mean, math.sqrt(2 * tau * var / n)
