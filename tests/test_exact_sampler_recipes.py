@@ -96,3 +96,11 @@ def test_summary_and_acceptance_error(tmp_path):
     assert set(raw) >= {"M", "absM", "chi2", "U_L", "action_density", "phi2"}
     torch.testing.assert_close(torch.tensor(raw["phi2"][0], dtype=torch.float64),
                                props["phi"].pow(2).mean(), rtol=1e-12, atol=1e-12)
+
+
+def test_precision_check_measures_the_float32_rounding_of_log_w(tmp_path):
+    out = flow_proposals.precision_check(SPEC, n=3, cache=ArtefactCache(tmp_path))
+    assert out["n"] == 3
+    for key in ("max_log_w_error", "max_log_q_error", "max_action_error", "max_field_error"):
+        assert math.isfinite(out[key]) and 0.0 <= out[key] < 1e-2, (key, out[key])
+    assert out["max_field_error"] > 0.0  # float32 and float64 differ: the check measures something

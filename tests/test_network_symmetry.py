@@ -30,9 +30,12 @@ def test_the_authors_training_generates_with_the_last_and_the_averaged_weights(s
     assert (theirs.train.lr, theirs.train.batch_size, theirs.train.lr_schedule) == (1e-3, 64, "constant")
     assert theirs.ensembles == (specs["authors"],) and not theirs.train.augment_flip
     assert theirs.train.n_steps == ours.train.n_steps and theirs.train.ema_decay == ours.train.ema_decay
-    last, averaged = specs["sample, last weights"], specs["sample"]
+    last, averaged = specs["authors' samples"]["last"], specs["authors' samples"]["sampling"]
     assert (last.weights, averaged.weights) == ("last", "sampling")
     assert dataclasses.replace(last, weights="sampling") == averaged
+    # the chapter's seeds are none of the trials'
+    assert theirs.seed not in ns.AUTHORS_TRIAL_SEEDS["training"]
+    assert averaged.seed not in ns.AUTHORS_TRIAL_SEEDS["generation"]
 
 
 def test_bad_scale():

@@ -34,7 +34,7 @@ from lib.core.random import require_generator
 from lib.diffusion.grids import TimeGrid
 from lib.diffusion.sde import LinearDriftSDE
 
-__all__ = ["FlowProposal", "flow_step", "flow_proposals", "METHODS"]
+__all__ = ["FlowProposal", "flow_step", "flow_proposals", "flow_from", "METHODS"]
 
 #: the fixed-step integrators of the probability-flow ODE
 METHODS = ("euler", "heun")
@@ -177,29 +177,38 @@ def flow_proposals(sde: LinearDriftSDE, score: Callable, grid: TimeGrid, shape: 
     n, batch = require_int(n, "n"), require_int(batch, "batch")
     probes = require_int(probes, "probes", 0)
     shape = tuple(int(s) for s in shape)
-    t_state = grid.t.tolist()
-    n_steps = len(t_state) - 1
-    xs, logqs, xts, dets, hutch = [], [], [], [], []
+    parts = []
     for start in range(0, n, batch):
         size = min(batch, n - start)
         x_T = sde.prior_sample((size,) + shape, generator=generator, device=device, dtype=dtype)
         if start == 0:
-            _check_score(score, x_T, t_state[0])
-        y, log_det = x_T, torch.zeros(size, dtype=torch.float64, device=x_T.device)
-        noise = torch.zeros(size, probes, dtype=torch.float64, device=x_T.device)
-        for i, t in enumerate(t_state[:-1]):
-            y, sign, logabs, jac = _step_with_logdet(sde, score, y, t, t_state[i + 1], method)
-            bad = (sign <= 0) | ~torch.isfinite(logabs) | ~torch.isfinite(y.reshape(size, -1)).all(dim=1)
-            if bool(bad.any()):
-                raise NonFiniteError(f"flow_proposals: step {i + 1} of {n_steps} (t = {t:.4g}) is not invertible "
-                                     f"for {int(bad.sum())} of {size} samples (det J <= 0 or non-finite): use smaller "
-                                     "steps", bad=bad.nonzero().reshape(-1).cpu())
-            log_det = log_det + logabs
-            if probes:
-                noise = noise + _hutchinson_error(jac, probes, generator)
-        xs.append(y)
-        xts.append(x_T)
-        dets.append(log_det)
-        hutch.append(noise)
-        logqs.append(sde.prior_logp(x_T).to(torch.float64) - log_det)
-    return FlowProposal(torch.cat(xs), torch.cat(logqs), torch.cat(xts), torch.cat(dets), torch.cat(hutch))
+            _check_score(score, x_T, float(grid.t[0]))
+        parts.append(flow_from(sde, score, grid, x_T, method, probes, generator))
+    return FlowProposal(*(torch.cat([getattr(p, name) for p in parts]) for name in FlowProposal._fields))
+
+
+def flow_from(sde: LinearDriftSDE, score: Callable, grid: TimeGrid, x_T: torch.Tensor, method: str = "heun",
+              probes: int = 0, generator: torch.Generator | None = None) -> FlowProposal:
+    """The fixed-step flow of the start points ``x_T`` (one batch, in their dtype) with the exact log-density of the
+    results, as in :func:`flow_proposals` (which draws ``x_T`` from the prior and calls this); ``generator`` draws the
+    Rademacher probes when ``probes > 0``.  Running the same ``x_T`` in float64 with a float64 copy of the network
+    measures the rounding error of a float32 flow (:func:`lib.recipes.pipelines.flow_proposals.precision_check`)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if probes:
+        require_generator(generator)
+    t_state = grid.t.tolist()
+    n_steps, size = len(t_state) - 1, x_T.shape[0]
+    y, log_det = x_T, torch.zeros(size, dtype=torch.float64, device=x_T.device)
+    noise = torch.zeros(size, probes, dtype=torch.float64, device=x_T.device)
+    for i, t in enumerate(t_state[:-1]):
+        y, sign, logabs, jac = _step_with_logdet(sde, score, y, t, t_state[i + 1], method)
+        bad = (sign <= 0) | ~torch.isfinite(logabs) | ~torch.isfinite(y.reshape(size, -1)).all(dim=1)
+        if bool(bad.any()):
+            raise NonFiniteError(f"flow_proposals: step {i + 1} of {n_steps} (t = {t:.4g}) is not invertible "
+                                 f"for {int(bad.sum())} of {size} samples (det J <= 0 or non-finite): use smaller "
+                                 "steps", bad=bad.nonzero().reshape(-1).cpu())
+        log_det = log_det + logabs
+        if probes:
+            noise = noise + _hutchinson_error(jac, probes, generator)
+    return FlowProposal(y, sde.prior_logp(x_T).to(torch.float64) - log_det, x_T, log_det, noise)

@@ -15,7 +15,13 @@ from lib.recipes import phi4_diffusion as dm
 from lib.recipes import phi4_hmc
 from lib.recipes.pipelines import lattice_training
 
-__all__ = ["book_specs", "networks"]
+__all__ = ["book_specs", "networks", "TRIAL_SEEDS", "TRAIN_SEED", "SAMPLE_SEED"]
+
+#: the seeds of the trials that chose the recipe and the rules (tools/experiments/README.md): training 5410,
+#: generation 5411; the chapter runs on seeds that no trial used
+TRIAL_SEEDS = {"training": (5410,), "generation": (5411,)}
+#: the chapter's seeds (the training of the network, the generated configurations)
+TRAIN_SEED, SAMPLE_SEED = 5420, 5421
 
 
 def book_specs(scale: str = "quick") -> dict:
@@ -38,8 +44,8 @@ def book_specs(scale: str = "quick") -> dict:
     t2 = recipes["k0.4"]
     train = dataclasses.replace(t2.train, zero_mode_weight=100.0)
     return {"hmc": hmc["k1.0-cold"], "hot": hmc["k1.0-hot"], "authors": hmc["k1.0-authors"],
-            "model": dataclasses.replace(t2, ensembles=(hmc["k1.0-cold"],), train=train, seed=5410),
-            "sample": dataclasses.replace(recipes["samples"]["k0.4"], n_steps=80, t_end=1e-5, seed=5411)}
+            "model": dataclasses.replace(t2, ensembles=(hmc["k1.0-cold"],), train=train, seed=TRAIN_SEED),
+            "sample": dataclasses.replace(recipes["samples"]["k0.4"], n_steps=80, t_end=1e-5, seed=SAMPLE_SEED)}
 
 
 def networks(scale: str) -> dict:

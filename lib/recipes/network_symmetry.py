@@ -20,7 +20,13 @@ from lib.recipes.pipelines import lattice_sampling as ls
 from lib.recipes.pipelines import lattice_training as lt
 from lib.recipes.pipelines import phi4_ensembles as ens
 
-__all__ = ["PARAMS", "AUTHORS_NOTEBOOK", "book_specs", "networks"]
+__all__ = ["PARAMS", "AUTHORS_NOTEBOOK", "AUTHORS_TRIAL_SEEDS", "AUTHORS_TRAINING_SEEDS", "book_specs", "networks"]
+
+#: the seeds of the trials (tools/experiments/README.md, exp_authors_kind.py) from which the rules of the authors'
+#: training were written: training 2720 and 2721, generation 2710
+AUTHORS_TRIAL_SEEDS = {"training": (2720, 2721), "generation": (2710,)}
+#: the seeds of the chapter's authors' training and of its two generated ensembles, used by no trial
+AUTHORS_TRAINING_SEEDS = {"training": 2730, "generation": 2731}
 
 #: the lattice and couplings of the authors' notebook (L = 16, kappa = 0.27 with the critical point near 0.2709, lambda = 0.022)
 PARAMS = phi4.Phi4Params(16, 0.27, 0.022)
@@ -43,9 +49,11 @@ def book_specs(scale: str = "quick") -> dict:
     network of the authors' kind as their notebook has it, convolutions at the full resolution (``kind="cnn"``), zero
     padding, not odd, trained on the authors' protocol with their optimiser, Adam at a constant learning rate of 1e-3
     and batch 64; the moving average of the weights is kept beside them, as for every other model of the book, and
-    does not change the training, and the last weights are kept with it), ``"sample"`` (one :class:`~lib.recipes.pipelines.lattice_sampling.SampleSpec` for all five
-    models: the averaged weights generate) and ``"sample, last weights"`` (the same with the weights of the last
-    training step, as the authors generated).
+    does not change the training, and the last weights are kept with it), ``"sample"`` (one
+    :class:`~lib.recipes.pipelines.lattice_sampling.SampleSpec` for the four models: the averaged weights generate) and
+    ``"authors' samples"`` (``{"last": ..., "sampling": ...}``: the authors' training generating with the weights of
+    its last step, as the authors did, and with its averaged weights, from the same noise).  The authors' training
+    and its samples have seeds that no trial used (:data:`AUTHORS_TRAINING_SEEDS`; the trials': :data:`AUTHORS_TRIAL_SEEDS`).
 
     No model is trained with the flip augmentation: the authors' was not, and ours is odd, so that it could not
     change anything.  Quick scale: the quick U-Net of :func:`lib.recipes.phi4_diffusion.book_specs` (8, 16, 32),
@@ -79,8 +87,10 @@ def book_specs(scale: str = "quick") -> dict:
     return {"hmc": hmc, "authors": authors,
             "models": {(d, n): lt.DMSpec((ensemble,), cfg, train, seed=2720)
                        for d, ensemble in data.items() for n, cfg in nets.items()},
-            "authors' training": lt.DMSpec((authors,), flat, theirs, seed=2720),
-            "sample": sample, "sample, last weights": dataclasses.replace(sample, weights="last")}
+            "authors' training": lt.DMSpec((authors,), flat, theirs, seed=AUTHORS_TRAINING_SEEDS["training"]),
+            "sample": sample,
+            "authors' samples": {w: dataclasses.replace(sample, seed=AUTHORS_TRAINING_SEEDS["generation"], weights=w)
+                                 for w in ("last", "sampling")}}
 
 
 def networks(scale: str) -> dict:

@@ -6,7 +6,10 @@ Usage (after ``jupyter-book build .``; see the README)::
 
 For every page, from ``file://`` with all network requests blocked, the page fails when
 
-* a formula is left untypeset (a ``.math`` element without a MathJax container, or a MathJax error);
+* a formula is left untypeset (a ``.math`` element without a MathJax container, or a MathJax error), or TeX is left
+  as text anywhere a reader sees it (a ``$`` or a backslash macro such as ``\phi`` or ``\,`` outside typeset
+  formulas, code, program output and scripts: a formula broken by the Markdown around it, a cross-reference or a
+  sidebar caption that shows a title's TeX source);
 * an image does not load;
 * an internal link points nowhere (a missing file, or a ``#fragment`` that no element of the target page has);
 * the page logs a JavaScript error (an uncaught exception or a console error), or tries to reach the network;
@@ -49,6 +52,23 @@ PAGE_CHECKS_JS = """
   }
   for (const img of document.querySelectorAll('img')) {
     if (!img.complete || img.naturalWidth === 0) { out.images.push(img.getAttribute('src')); }
+  }
+  // TeX left as text: visible text outside typeset math, code, program output, scripts and the search index
+  out.tex = [];
+  const skip = 'mjx-container, script, style, code, pre, kbd, samp, textarea, .math, .highlight, .MathJax, ' +
+               'mjx-assistive-mml, [aria-hidden="true"] , .headerlink, title';
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const texRe = /\$|\\[A-Za-z]+|\\[,;:!{}()\[\]]/;
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = node.nodeValue;
+    if (!texRe.test(text)) { continue; }
+    const el = node.parentElement;
+    if (!el || el.closest(skip)) { continue; }
+    const style = window.getComputedStyle(el);
+    if (style.display === 'none' || style.visibility === 'hidden') { continue; }
+    const m = text.match(texRe);
+    const at = Math.max(0, m.index - 30);
+    out.tex.push(text.slice(at, m.index + 40).replace(/\s+/g, ' ').trim());
   }
   for (const pre of document.querySelectorAll('div.cell_input pre, div.highlight pre')) {
     if (pre.scrollWidth > pre.clientWidth + 1) {
@@ -175,6 +195,8 @@ def main(argv=None) -> int:
                 problems.append("MathJax did not load")
             if found["untypeset"]:
                 problems.append(f"{len(found['untypeset'])} untypeset formulas, e.g. {found['untypeset'][0]!r}")
+            if found["tex"]:
+                problems.append(f"{len(found['tex'])} pieces of TeX left as text, e.g. {found['tex'][:2]!r}")
             if found["merror"]:
                 problems.append(f"MathJax errors: {found['merror'][:2]}")
             if found["images"]:

@@ -33,7 +33,7 @@ from lib.physics import hmc, metropolis, observables, phi4
 from lib.recipes.pipelines import phi4_ensembles as ens
 from lib.recipes.pipelines.lattice_training import DMSpec, forward_sde, trained_model
 
-__all__ = ["KIND_PROPOSALS", "ProposalSpec", "network", "draw", "proposals", "observables_of", "summary", "corrected_chain", "hmc_seconds_per_trajectory",
+__all__ = ["KIND_PROPOSALS", "ProposalSpec", "network", "draw", "proposals", "precision_check", "observables_of", "summary", "corrected_chain", "hmc_seconds_per_trajectory",
            "gaussian_check"]
 
 #: cache kind of the proposals
@@ -118,6 +118,42 @@ def draw(spec: ProposalSpec, cache: ArtefactCache | None = None, device=None, ru
     wall = sum(float(b["wall_time"]) for b in batches)
     data["seconds_per_proposal"] = torch.tensor(wall / spec.n_proposals, dtype=torch.float64)
     return data
+
+
+def precision_check(spec: ProposalSpec, n: int = 32, cache: ArtefactCache | None = None, device=None) -> dict:
+    r"""The rounding error of the float32 flow: the first ``n`` proposals of ``spec`` again in float64.
+
+    The proposals of :func:`proposals` are computed in float32 (network, flow and Jacobians; the log-determinants are
+    summed in float64).  Here the same start points :math:`x_T` (the first ``n`` of the first batch, drawn as
+    :func:`draw` draws them) go through the flow twice, with the network in float32 and with a float64 copy of it,
+    and the log-weights :math:`\log w = -S(\phi) - \log q(\phi)` of the two are compared.  Computed now, not stored.
+
+    Returns
+    -------
+    dict
+        ``max_log_w_error`` (the largest :math:`|\Delta \log w|`), ``max_log_q_error``, ``max_action_error``,
+        ``max_field_error`` (the largest :math:`|\Delta\phi|` at a site) and ``n``.
+    """
+    n = require_int(n, "n", 1)
+    cache = ArtefactCache() if cache is None else cache
+    device = torch.device("cpu" if device is None else device)
+    model, norm = network(spec.dm, spec.at_step, cache, device)
+    sde, params = forward_sde(spec.dm), spec.dm.params
+    grid = grids.karras(sde, spec.n_steps, spec.t_end)
+    seed = torch.randint(0, 2**62, (1,), generator=make_generator(spec.seed)).item()
+    x_T = sde.prior_sample((min(spec.batch, spec.n_proposals), params.L, params.L), generator=make_generator(seed, device),
+                           device=device, dtype=torch.float32)[:n]
+    model64 = copy.deepcopy(model).double()
+    out = {}
+    for name, net, x0 in (("32", model, x_T), ("64", model64, x_T.double())):
+        flow = flow_map.flow_from(sde, lambda x, t, net=net: net(x, t), grid, x0, spec.method)
+        phi = norm.inverse(flow.x.to(torch.float64)).cpu()
+        log_q = flow.log_q.cpu() - params.L * params.L * math.log(norm.scale)
+        out[name] = (phi, log_q, phi4.action(phi, params))
+    (phi32, q32, s32), (phi64, q64, s64) = out["32"], out["64"]
+    return {"max_log_w_error": float(((-s32 - q32) - (-s64 - q64)).abs().max()),
+            "max_log_q_error": float((q32 - q64).abs().max()), "max_action_error": float((s32 - s64).abs().max()),
+            "max_field_error": float((phi32 - phi64).abs().max()), "n": int(x_T.shape[0])}
 
 
 def proposals(spec: ProposalSpec, cache: ArtefactCache | None = None, device=None) -> dict:
