@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/phi4_dm_cost.py [--scale quick|paper|both] [--train-steps 5] [--sample-batch N]
-        [--threads 1] [--device cpu] [--authors] [--padding] [--batch-scan]
+        [--threads 1] [--device cpu] [--authors] [--padding] [--layout] [--batch-scan]
 
 For each scale of ``lib.recipes.phi4_diffusion.book_specs`` the script builds the network of the kappa = 0.4 model and
 measures, on this machine:
@@ -26,7 +26,8 @@ evaluation (forward), training steps per second, and the cost of the T5 row (kap
 sample size (the quick recipe's); the authors' cost is extrapolated from their measured step times (tens of CPU hours;
 it is not run).  With ``--padding`` it measures the quick T5 network with lib's circular padding
 (:class:`lib.diffusion.lattice_nets._CircularPad`, a cheaper backward pass with the same numbers) against torch's
-own.  With ``--batch-scan`` it measures a score evaluation per configuration against the number of configurations
+own.  With ``--layout`` it measures the quick T5 network as lib builds it (channels-last weights and activations)
+against the same network in the contiguous layout with torch's padding.  With ``--batch-scan`` it measures a score evaluation per configuration against the number of configurations
 per batch at L = 16, 32 and 64, and the speed of :func:`lib.recipes.pipelines.lattice_sampling.cpu_batch`'s batch against a
 batch of 256.  Back-link: book/part3/phi4_diffusion.md.  A script, not a
 test (benchmarks print ratios against a reference measured in the same run).
@@ -117,11 +118,14 @@ def torch_padding(net: torch.nn.Module) -> torch.nn.Module:
 
 
 def network_speed(config, L: int, train_batch: int, forward_batch: int | None, repeat: int, device,
-                  reference_padding: bool = False) -> dict:
+                  reference_padding: bool = False, contiguous: bool = False) -> dict:
     """Seconds per configuration of one score evaluation and per training step (batch ``train_batch``) at ``L``;
-    with ``reference_padding`` the network pads with torch's own circular padding (:func:`torch_padding`)."""
+    with ``reference_padding`` the network pads with torch's own circular padding (:func:`torch_padding`), with
+    ``contiguous`` its weights (and so its activations) are in the contiguous layout instead of channels-last."""
     sde = dmt.forward_sde(dm.book_specs("quick")["k0.21"])
     net = lattice_nets.build_lattice_net(config, sde, generator=make_generator(0)).to(device)
+    if contiguous:
+        net.to(memory_format=torch.contiguous_format)
     if reference_padding:
         torch_padding(net)
     gen = make_generator(1, device)
@@ -184,6 +188,23 @@ def against_torch_padding(train_steps: int, forward_batch: int | None, device) -
           f"training steps {torchs['train_step'] / ours['train_step']:.2f}x")
 
 
+def against_contiguous_layout(train_steps: int, forward_batch: int | None, device) -> None:
+    """Print the quick T5 network as lib builds it (channels-last weights, a padding that keeps the layout) against
+    the same network in the contiguous layout with torch's circular padding (lib's network before the switch),
+    measured in this run."""
+    spec = dm.book_specs("quick")["k0.21"]
+    L = spec.params.L
+    ours = network_speed(spec.net, L, spec.train.batch_size, forward_batch, train_steps, device)
+    ref = network_speed(spec.net, L, spec.train.batch_size, forward_batch, train_steps, device,
+                        reference_padding=True, contiguous=True)
+    print(f"[memory layout: channels-last against contiguous] U-Net {spec.net.channels}, L = {L}")
+    for name, r in (("channels-last", ours), ("contiguous", ref)):
+        print(f"  {name:13s} {1 / r['forward_per_config']:7.1f} configurations/s forward, "
+              f"{1 / r['train_step']:6.2f} training steps/s (batch {spec.train.batch_size})")
+    print(f"  ratio channels-last / contiguous: forward {ref['forward_per_config'] / ours['forward_per_config']:.2f}x, "
+          f"training steps {ref['train_step'] / ours['train_step']:.2f}x")
+
+
 def batch_scan(repeat: int, device) -> None:
     """Print the score evaluation of the quick T5 network per configuration at L = 16, 32, 64 and several batch
     sizes, against a batch of 256 (the book's generation batch before :func:`lib.recipes.pipelines.lattice_sampling.cpu_batch`)."""
@@ -216,6 +237,8 @@ def main() -> None:
     parser.add_argument("--authors", action="store_true", help="also compare the quick T5 recipe with the authors'")
     parser.add_argument("--batch-scan", action="store_true",
                         help="score evaluations per configuration against the generation batch size")
+    parser.add_argument("--layout", action="store_true",
+                        help="also compare the channels-last network with the contiguous one on the quick T5 network")
     parser.add_argument("--padding", action="store_true",
                         help="also compare lib's circular padding with torch's own on the quick T5 network")
     args = parser.parse_args()
@@ -236,6 +259,8 @@ def main() -> None:
         against_authors(args.train_steps, args.sample_batch, torch.device(args.device))
     if args.padding:
         against_torch_padding(args.train_steps, args.sample_batch, torch.device(args.device))
+    if args.layout:
+        against_contiguous_layout(args.train_steps, args.sample_batch, torch.device(args.device))
     if args.batch_scan:
         batch_scan(3, torch.device(args.device))
 

@@ -214,7 +214,7 @@ def test_gaussian_cl_moments_and_covariance():
     xy = samples.xy.numpy()
     for (i, j) in ((0, 0), (1, 1), (0, 1)):
         series = xy[..., i] * xy[..., j]
-        mean, err = stats.mean_error(series)
+        mean, err = stats.mean_error(series, layout="draws, chains")  # (records, chains)
         assert abs(mean - C_eps[i, j]) < N_SIGMA * err, (i, j, mean, err, C_eps[i, j])
     assert np.sign(C_eps[0, 1]) == -np.sign(model.B)  # the c x y term of P has the sign of B
 
@@ -335,11 +335,11 @@ def test_complex_noise_gaussian_still_correct():
     # N_x - N_y = 1 keeps <z^2> (the Euler chain moments do not depend on N_y)
     model = GaussianModel(1.0, 1.0)
     samples = sample_xy(model, 1000, 200, 0.01, make_generator(2), record_every=20, n_therm=500, imag_noise=0.5)
-    mean, err = stats.mean_error((samples.complex() ** 2).numpy())
+    mean, err = stats.mean_error((samples.complex() ** 2).numpy(), layout="draws, chains")
     d = model.euler_moments(0.01, 2)[2]
     assert abs(mean.real - d.real) < N_SIGMA * err.real and abs(mean.imag - d.imag) < N_SIGMA * err.imag
     C = model.stationary_covariance(0.5)
-    var_y, err_y = stats.mean_error(samples.xy.numpy()[..., 1] ** 2)
+    var_y, err_y = stats.mean_error(samples.xy.numpy()[..., 1] ** 2, layout="draws, chains")
     assert abs(var_y - C[1, 1]) < N_SIGMA * err_y + 0.02 * C[1, 1]
 
 

@@ -17,7 +17,7 @@ makes the map a local diffeomorphism there; it does not prove that the map is on
 proposal lands would go unseen), so the steps must stay small enough for the flow of a smooth score to be
 invertible.  The score must treat each sample of a batch on its own (the Jacobian is taken per sample): a score that
 couples the batch (a batch mean, a batch norm in training mode) is refused by a check on part of a batch.  The
-Jacobians are computed in full by reverse-mode automatic differentiation (``d`` vector-Jacobian products per step,
+Jacobians are computed in full by forward-mode automatic differentiation (``d`` Jacobian-vector products per step,
 batched, for a configuration of ``d`` numbers), which is affordable on small lattices (``d = 64`` on
 :math:`8 \times 8`).  This is what an exact Metropolis-Hastings correction needs (:mod:`lib.physics.metropolis`);
 derived in :doc:`/book/part3/exact_sampler`.
@@ -86,11 +86,13 @@ def flow_step(sde: LinearDriftSDE, score: Callable, y: torch.Tensor, t: float, t
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
-def _step_with_logdet(sde, score, y, t, t_next, method):
-    """The step and ``log |det J|`` per sample, the Jacobian in full by reverse-mode differentiation.
+def _step_with_logdet(sde, score, y, t, t_next, method, mode: str = "forward"):
+    """The step and ``log |det J|`` per sample, the Jacobian in full by forward-mode differentiation.
 
-    Under ``no_grad``: :func:`torch.func.jacrev` still differentiates with respect to its input, but no graph to the
-    network's parameters is kept (it would hold every activation of the batched backward pass alive).
+    :func:`torch.func.jacfwd` pushes the ``d`` unit tangents through one batched forward pass with tangents, about
+    2.4 times faster than the ``d`` cotangents of reverse mode for the square Jacobians of a flow step
+    (``benchmarks/exact_sampler.py --jacobian``), with the same Jacobian to rounding.  Under ``no_grad`` no graph to
+    the network's parameters is kept.
     """
     shape, d = y.shape[1:], math.prod(y.shape[1:])
 
@@ -100,7 +102,8 @@ def _step_with_logdet(sde, score, y, t, t_next, method):
 
     with torch.no_grad():
         flat = y.reshape(y.shape[0], d)
-        jac = torch.func.vmap(torch.func.jacrev(one))(flat)  # (B, d, d): d cotangents per sample, one batched pass
+        jacobian = torch.func.jacfwd if mode == "forward" else torch.func.jacrev  # "reverse": the benchmark's reference
+        jac = torch.func.vmap(jacobian(one))(flat)  # (B, d, d): d (co)tangents per sample, one batched pass
         jac = jac.detach().to(torch.float64)
         sign, logabs = torch.linalg.slogdet(jac)
         y_next = flow_step(sde, score, y, t, t_next, method)

@@ -30,6 +30,13 @@ class TauInt(NamedTuple):
 CHAIN_AXES = {"draws, chains": 1, "chains, draws": 0}
 
 
+def _warn_layout(shape: tuple, stacklevel: int) -> None:
+    warnings.warn(
+        f"the series has shape {shape}: read as {shape[1]} chains of {shape[0]} draws (the layout (N, n_chains)); if "
+        f"it holds {shape[0]} chains of {shape[1]} draws, pass layout=\"chains, draws\"; pass layout=\"draws, "
+        "chains\" to confirm this reading and silence this warning", RuntimeWarning, stacklevel=stacklevel)
+
+
 def _as_chains(series, layout: str | None) -> np.ndarray:
     """``series`` as an ``(N, n_chains)`` array.
 
@@ -49,11 +56,7 @@ def _as_chains(series, layout: str | None) -> np.ndarray:
         if layout == "chains, draws":
             arr = arr.T
         elif layout is None and arr.shape[0] < arr.shape[1]:
-            warnings.warn(
-                f"the series has shape {arr.shape}: read as {arr.shape[1]} chains of {arr.shape[0]} draws (the layout "
-                f"(N, n_chains)); if it holds {arr.shape[0]} chains of {arr.shape[1]} draws, pass layout=\"chains, "
-                "draws\"; pass layout=\"draws, chains\" to confirm this reading and silence this warning",
-                RuntimeWarning, stacklevel=3)
+            _warn_layout(arr.shape, stacklevel=4)
     else:
         raise ValueError(f"series must have shape (N,) or (N, n_chains), got {arr.shape}")
     if arr.shape[0] < 2:
@@ -173,6 +176,9 @@ def mean_error(series, S: float = 1.5, layout: str | None = None):
     S = require_positive(S, "S")
     arr = as_array(series, "series")
     if np.iscomplexobj(arr):
+        if layout is None and arr.ndim == 2 and arr.shape[0] < arr.shape[1]:
+            _warn_layout(arr.shape, stacklevel=2)  # once for the complex series, not once per part
+            layout = "draws, chains"
         mr, er = mean_error(arr.real, S, layout)
         mi, ei = mean_error(arr.imag, S, layout)
         return complex(mr, mi), complex(er, ei)
