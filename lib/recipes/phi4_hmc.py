@@ -12,7 +12,7 @@ from lib.infra.cache import ArtefactCache
 from lib.physics import phi4
 from lib.recipes.pipelines import phi4_ensembles as ens
 
-__all__ = ["equilibrium_specs", "book_specs", "small_specs", "load"]
+__all__ = ["equilibrium_specs", "book_specs", "small_specs", "load", "provenance"]
 
 
 #: Omelyan step and steps per trajectory of the equilibrium ensembles at lambda = 0.022, by phase, the same at every
@@ -121,3 +121,10 @@ def load(name: str, scale: str | None = None, cache: ArtefactCache | None = None
     if name not in specs:
         raise ValueError(f"unknown ensemble {name!r}; known: {sorted(specs)}")
     return ens.ensemble(specs[name], cache=cache, progress=progress)
+
+
+def provenance(spec, cache: ArtefactCache | None = None) -> dict | None:
+    """The provenance record (wall time, seed, versions, key, ...) of the cached ensemble of ``spec`` (a
+    :class:`~lib.recipes.pipelines.phi4_ensembles.ChainSpec` or ``ChainEndsSpec``), or None when it is not cached."""
+    kind = ens.KIND_CHAINS if isinstance(spec, ens.ChainSpec) else ens.KIND_CHAIN_ENDS
+    return (ArtefactCache() if cache is None else cache).provenance(kind, {"spec": spec}, code=ens.__name__)
