@@ -327,3 +327,14 @@ def test_symmetric_site_cumulants_equal_those_of_the_doubled_ensemble_with_hones
     np.testing.assert_allclose(r, r2, rtol=1e-9)
     r_raw, _ = obs.site_cumulant_ratios(phi, n_boot=10, generator=np.random.default_rng(0))
     assert abs(r_raw[0] - r[0]) > 0.1  # without it the 70 / 30 split of the vacua distorts kappa_4 / kappa_2^2
+
+
+def test_sign_interfaces_count_domain_walls():
+    from lib.physics.observables import sign_interfaces
+
+    one_vacuum = torch.full((2, 8, 8), 3.0, dtype=torch.float64) + 0.1 * torch.randn(2, 8, 8, dtype=torch.float64)
+    assert torch.equal(sign_interfaces(one_vacuum), torch.zeros(2, dtype=torch.float64))
+    stripe = torch.ones(1, 8, 8, dtype=torch.float64)
+    stripe[:, :, :4] = -1.0  # two straight walls around the torus: 2 x 8 links of 2 x 64
+    assert float(sign_interfaces(stripe)) == pytest.approx(16 / 128)
+    assert float(sign_interfaces(-stripe)) == pytest.approx(16 / 128)

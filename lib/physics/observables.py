@@ -35,6 +35,7 @@ __all__ = [
     "site_cumulants_bootstrap",
     "site_cumulant_ratios",
     "magnetisation_summary",
+    "sign_interfaces",
 ]
 
 
@@ -70,6 +71,20 @@ def magnetisation(phi: torch.Tensor) -> torch.Tensor:
     """
     phi = _check_batch(phi)
     return phi.mean(dim=tuple(range(1, phi.ndim)))
+
+
+def sign_interfaces(phi: torch.Tensor) -> torch.Tensor:
+    r"""The fraction of the :math:`2V` nearest-neighbour links of each configuration across which the field changes sign,
+    shape ``(B,)``.
+
+    Zero for a configuration that sits in one vacuum of the broken phase; about the perimeter of its domains over
+    :math:`2V` when domains of both vacua coexist (the "bulk patterns" of a hot start).  Periodic boundaries, like the
+    action.  See :doc:`/book/part3/deep_broken_phase`.
+    """
+    phi = _check_lattice(phi)
+    s = torch.sign(phi)
+    links = (s != torch.roll(s, 1, dims=-1)).sum(dim=(-2, -1)) + (s != torch.roll(s, 1, dims=-2)).sum(dim=(-2, -1))
+    return links.to(torch.float64) / (2 * phi.shape[-1] * phi.shape[-2])
 
 
 def susceptibility(m, volume: int) -> float:
