@@ -24,3 +24,24 @@ def _no_repository_store(tmp_path_factory, monkeypatch):
     ``require``).  ``tests/test_store.py`` reads the repository's store by its path."""
     monkeypatch.setenv("LIB_STORE_DIR", str(tmp_path_factory.mktemp("store")))
     monkeypatch.delenv("LIB_STORE", raising=False)
+
+
+@pytest.fixture
+def crash_dsm_loss_at(monkeypatch):
+    """``crash(call, exc)``: make the training loop's loss raise ``exc`` at its ``call``-th evaluation (a simulated
+    crash or interruption); returns a function that undoes it."""
+    import lib.diffusion.training as train_mod
+
+    def crash(call: int, exc: BaseException):
+        real, calls = train_mod.dsm_loss, []
+
+        def crashing(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == call:
+                raise exc
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(train_mod, "dsm_loss", crashing)
+        return lambda: monkeypatch.setattr(train_mod, "dsm_loss", real)
+
+    return crash

@@ -359,11 +359,11 @@ def test_resume_is_bitwise_identical(tmp_path):
 
 @pytest.mark.parametrize("config", [RESUME, TrainConfig(**{**RESUME.__dict__, "lr_schedule": "cosine",
                                                               "t_sampling": "mixture"})], ids=["constant", "cosine"])
-def test_resume_after_a_crash(tmp_path, monkeypatch, config):
+def test_resume_after_a_crash(tmp_path, monkeypatch, config, crash_dsm_loss_at):
     sde = ve()
     gen_ref = make_generator(3)
     ref = train_score_model(_small_net(), sde, RESUME_DATA, config, gen_ref)
-    undo = _crash_dsm_loss_at(monkeypatch, 13, KeyboardInterrupt("simulated interruption"))
+    undo = crash_dsm_loss_at(13, KeyboardInterrupt("simulated interruption"))
     with pytest.raises(KeyboardInterrupt):
         train_score_model(_small_net(), sde, RESUME_DATA, config, make_generator(3), checkpoint_dir=tmp_path)
     undo()
@@ -458,20 +458,6 @@ def test_a_checkpoint_of_a_network_scaled_by_another_sde_is_refused(tmp_path):
                           checkpoint_dir=tmp_path)
 
 
-def _crash_dsm_loss_at(monkeypatch, call: int, exc: BaseException):
-    """Make train_mod.dsm_loss raise ``exc`` at its ``call``-th call; returns a function that undoes it."""
-    real, calls = train_mod.dsm_loss, []
-
-    def crashing(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == call:
-            raise exc
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_mod, "dsm_loss", crashing)
-    return lambda: monkeypatch.setattr(train_mod, "dsm_loss", real)
-
-
 def test_progress_bar_only_when_asked(capsys):
     data = torch.randn(64, 2, generator=make_generator(0))
     train_score_model(_small_net(), ve(), data, TrainConfig(n_steps=3, batch_size=32), make_generator(0), progress=True)
@@ -485,7 +471,7 @@ def _state_equal_to(state: dict, model) -> bool:
     return all(torch.equal(state[k], v) for k, v in model.state_dict().items())
 
 
-def test_kept_snapshots_are_the_networks_of_shorter_runs_and_survive_a_crash(tmp_path, monkeypatch):
+def test_kept_snapshots_are_the_networks_of_shorter_runs_and_survive_a_crash(tmp_path, monkeypatch, crash_dsm_loss_at):
     sde, cfg = ve(), TrainConfig(**{**RESUME.__dict__, "keep_at": (4, 13)})
     ref = train_score_model(_small_net(), sde, RESUME_DATA, cfg, make_generator(3))
     assert sorted(ref.snapshots) == [4, 13]
@@ -494,7 +480,7 @@ def test_kept_snapshots_are_the_networks_of_shorter_runs_and_survive_a_crash(tmp
                                   make_generator(3))
         assert _state_equal_to(ref.snapshots[k], short.sampling_model)
     assert not _state_equal_to(ref.snapshots[4], ref.sampling_model)
-    undo = _crash_dsm_loss_at(monkeypatch, 14, KeyboardInterrupt("simulated interruption"))
+    undo = crash_dsm_loss_at(14, KeyboardInterrupt("simulated interruption"))
     with pytest.raises(KeyboardInterrupt):
         train_score_model(_small_net(), sde, RESUME_DATA, cfg, make_generator(3), checkpoint_dir=tmp_path)
     undo()

@@ -43,19 +43,6 @@ def _states_equal(a, b):
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def _crash_dsm_loss_at(monkeypatch, call: int, exc: BaseException):
-    real, calls = train_mod.dsm_loss, []
-
-    def crashing(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == call:
-            raise exc
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(train_mod, "dsm_loss", crashing)
-    return lambda: monkeypatch.setattr(train_mod, "dsm_loss", real)
-
-
 def test_recipe_is_validated():
     with pytest.raises(ValueError, match="params must be a dict"):
         NetworkRecipe("k", ["net"], ve(), RESUME, 1, code="lib.diffusion.nets", build=None, data=None)
@@ -114,10 +101,10 @@ def _train_gen(seed):
     return make_generator(_seeds(seed)[0][1])
 
 
-def test_resumes_after_a_crash_and_recovers_from_a_corrupt_checkpoint(tmp_path, monkeypatch):
+def test_resumes_after_a_crash_and_recovers_from_a_corrupt_checkpoint(tmp_path, monkeypatch, crash_dsm_loss_at):
     ref = trained(_recipe(), ArtefactCache(tmp_path / "ref"))
     cache = ArtefactCache(tmp_path / "cache")
-    undo = _crash_dsm_loss_at(monkeypatch, 17, RuntimeError("simulated crash"))
+    undo = crash_dsm_loss_at(17, RuntimeError("simulated crash"))
     with pytest.raises(RuntimeError, match="simulated"):
         trained(_recipe(), cache)
     undo()
@@ -126,7 +113,7 @@ def test_resumes_after_a_crash_and_recovers_from_a_corrupt_checkpoint(tmp_path, 
     assert torch.equal(ref.losses, resumed.losses)
     # a corrupt checkpoint is set aside and the training starts again, with the same result
     other = ArtefactCache(tmp_path / "other")
-    undo = _crash_dsm_loss_at(monkeypatch, 17, RuntimeError("simulated crash"))
+    undo = crash_dsm_loss_at(17, RuntimeError("simulated crash"))
     with pytest.raises(RuntimeError, match="simulated"):
         trained(_recipe(), other)
     undo()
