@@ -123,7 +123,7 @@ def main(argv=None):
     ref_acc = [np_authors_configuration(rng)[1] for _ in range(args.ref_configs)]
     t_ref = time.perf_counter() - t0
     rate_ref = args.ref_configs / t_ref
-    print(f"\nreference (numpy, authors' protocol: hot start, 128 x 100 leapfrog steps of 0.01 per configuration)")
+    print("\nreference (numpy, authors' protocol: hot start, 128 x 100 leapfrog steps of 0.01 per configuration)")
     print(f"  {args.ref_configs} configurations in {t_ref:.2f} s, acceptance {np.mean(ref_acc):.3f}")
     print(f"  rate: {rate_ref:.3f} independent configurations / s (one fresh chain each)")
 

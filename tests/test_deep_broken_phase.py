@@ -1,5 +1,4 @@
 """The recipes of the deep-broken-phase chapter (lib.recipes.deep_broken_phase)."""
-import dataclasses
 
 import pytest
 

@@ -3,7 +3,6 @@
 target (to machine precision), detailed balance in practice (a poor proposal corrected to the target), bad input."""
 import math
 
-import numpy as np
 import pytest
 import torch
 

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from lib.core.random import make_generator
 from lib.diffusion import sde
 from lib.infra.cache import ArtefactCache
 from lib.physics import toy

@@ -1,7 +1,6 @@
 """The step every phi^4 experiment script shares: train a DMSpec and generate from it, both through the cache."""
 import time
 
-import torch
 
 from lib.infra.cache import ArtefactCache
 from lib.recipes.pipelines import lattice_sampling as dms

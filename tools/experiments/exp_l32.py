@@ -6,7 +6,6 @@ import sys, time, torch, numpy as np
 from lib.diffusion import lattice_nets, training
 from lib.recipes import phi4_hmc
 from lib.recipes.pipelines import lattice_sampling as dms, lattice_training as dmt
-from lib.physics import observables
 from lib.infra.cache import ArtefactCache
 
 torch.set_num_threads(int(__import__("os").environ.get("NT", "1")))

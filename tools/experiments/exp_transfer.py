@@ -1,5 +1,5 @@
 """Experiment (issue 12, item 3): the 8 x 8 CNN models (phi4_diffusion before issue 12) sampled at L = 8, 16, 32."""
-import sys, time, torch, numpy as np
+import sys, time, torch
 from lib.recipes import phi4_diffusion as dm, phi4_hmc
 from lib.recipes.pipelines import lattice_sampling as dms, lattice_training as dmt, phi4_ensembles as ens
 from lib.infra.cache import ArtefactCache
