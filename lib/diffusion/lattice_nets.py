@@ -298,8 +298,9 @@ class LatticeScoreNet(TimeConditionedScore):
         self.conv_out = _conv(c_last, 1, k, device=meta, padding=pad)
         self._initialise(generator)
         # channels-last weights: every activation then stays channels-last (the circular padding keeps the layout),
-        # which makes the small-channel convolutions of the book's networks about 1.3 times faster on a CPU
-        # (benchmarks/phi4_dm_cost.py --layout); the values of the weights are those drawn above
+        # which made the small-channel U-Net (8, 16, 32) at L = 32 on one CPU thread 1.7 times faster per forward pass
+        # and 1.2 times per training step (benchmarks/phi4_dm_cost.py --layout); the values of the weights are those
+        # drawn above
         self.to(memory_format=torch.channels_last)
 
     def reset_parameters(self, generator: torch.Generator) -> None:

@@ -34,7 +34,8 @@ import torch
 from lib.core import random as _random
 from lib.core.checks import as_time, expand_like, require_batch, require_in_range, require_nonnegative, require_positive
 
-__all__ = ["NoiseSchedule", "ExponentialNoise", "LinearBetaNoise", "LinearDriftSDE", "ve", "vp", "interpolating"]
+__all__ = ["NoiseSchedule", "ExponentialNoise", "LinearBetaNoise", "LinearDriftSDE", "ve", "vp", "interpolating",
+           "MIN_PRIOR_COVER"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -334,8 +335,8 @@ def _growing(sigma: float, noise: NoiseSchedule | None) -> float:
     return sigma
 
 
-#: the prior must cover unit-variance data at T: Xi(T) at least this many times f(T)^2 (the variance such data keep at
-#: T), else :func:`ve`, :func:`vp` and :func:`interpolating` warn
+#: how far the prior must cover unit-variance data at T, as the least ratio Xi(T) / f(T)^2 (f(T)^2 is the variance
+#: such data keep at T); below it :func:`ve`, :func:`vp` and :func:`interpolating` warn
 MIN_PRIOR_COVER = 4.0
 
 

@@ -45,8 +45,8 @@ from lib.infra.sources import code_fingerprint, import_closure
 
 __all__ = ["ArtefactCache", "CacheWarning", "default_root", "canonical_params", "FORMAT_VERSION", "ORPHAN_AGE"]
 
-#: bump when the layout of an entry changes; every key changes with it (2: the provenance record carries a sha256 of
-#: itself, so a hand-edited record is caught like a damaged data file)
+#: the layout of an entry, bumped when it changes, and every key changes with it (version 2 added the sha256 that a
+#: provenance record carries of itself, so that a hand-edited record is caught like a damaged data file)
 FORMAT_VERSION = 2
 #: seconds after which a temporary directory of a killed writer is removed
 ORPHAN_AGE = 3600.0

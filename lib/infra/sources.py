@@ -30,7 +30,7 @@ __all__ = ["STORAGE_MODULES", "PACKAGE", "module_path", "imports_of", "import_cl
 
 #: the top-level package whose modules make up a closure
 PACKAGE = "lib"
-#: modules that store artefacts and compute none: never part of a closure
+#: the modules that store artefacts and compute none, never part of a closure
 STORAGE_MODULES = ("lib.infra.cache", "lib.infra.store")
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent  # lib/ (this file is lib/infra/sources.py)
 

@@ -39,7 +39,7 @@ from lib.infra.cache import ArtefactCache, _decode, _sha256, record_checksum
 
 __all__ = ["MODES", "SCALES", "StoreError", "StoreMissing", "mode", "default_root", "NetworkStore"]
 
-#: the values of $LIB_STORE
+#: the values of ``$LIB_STORE``
 MODES = ("on", "off", "require")
 #: the scales a store holds, one folder each
 SCALES = ("quick", "paper")

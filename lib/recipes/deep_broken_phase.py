@@ -17,7 +17,7 @@ from lib.recipes.pipelines import lattice_training
 
 __all__ = ["book_specs", "networks", "TRIAL_SEEDS", "TRAIN_SEED", "SAMPLE_SEED"]
 
-#: the seeds of the trials that chose the recipe and the rules (tools/experiments/README.md): training 5410,
+#: the seeds of the trials that chose the recipe and the rules (tools/experiments/README.md), training 5410 and
 #: generation 5411; the chapter runs on seeds that no trial used
 TRIAL_SEEDS = {"training": (5410,), "generation": (5411,)}
 #: the chapter's seeds (the training of the network, the generated configurations)
