@@ -7,7 +7,7 @@ import torch
 from lib import stats
 from lib.core.random import make_generator
 from lib.diffusion import grids, sde as sdes
-from lib.diffusion.path_sampler import ModeGaussian, geometric, importance_ess, path_proposals
+from lib.diffusion.path_sampler import ModeGaussian, geometric, path_proposals
 from lib.physics.metropolis import chain_observable, independence_metropolis
 
 
@@ -113,5 +113,3 @@ def test_bad_input_is_named():
         path_proposals(sde, score, grids.uniform_states(sdes.ve(10.0, T=2.0), 5, 0.0), (4, 4), 4, g, mode_variance=v)
     with pytest.raises(ValueError, match="shape of x"):
         path_proposals(sde, lambda x, t: x[:, :1], grid, (4, 4), 4, g, mode_variance=v)
-    with pytest.raises(ValueError, match="log_w"):
-        importance_ess(torch.tensor([0.0, float("nan")]))

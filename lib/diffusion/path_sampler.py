@@ -47,7 +47,7 @@ from lib.core.random import require_generator
 from lib.diffusion.grids import TimeGrid, _from_states
 from lib.diffusion.sde import LinearDriftSDE
 
-__all__ = ["KERNELS", "PathProposal", "ModeGaussian", "geometric", "path_proposals", "importance_ess"]
+__all__ = ["KERNELS", "PathProposal", "ModeGaussian", "geometric", "path_proposals"]
 
 #: the backward transition kernels of :func:`path_proposals`
 KERNELS = ("euler-maruyama", "posterior")
@@ -217,11 +217,3 @@ def _paths(sde, score, grid, shape, size, generator, kernel, v, dtype) -> PathPr
         x = x_next
     return PathProposal(x, log_p - log_q, log_p, log_q)
 
-
-def importance_ess(log_w: torch.Tensor) -> float:
-    r"""Kish's effective sample size of importance weights, :math:`(\sum w)^2/\sum w^2`, from their logarithms."""
-    lw = torch.as_tensor(log_w, dtype=torch.float64).reshape(-1)
-    if lw.numel() == 0 or not bool(torch.isfinite(lw).all()):
-        raise ValueError("log_w must be a non-empty tensor of finite log-weights")
-    w = torch.exp(lw - lw.max())
-    return float(w.sum() ** 2 / (w * w).sum())
