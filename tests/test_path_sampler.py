@@ -113,3 +113,16 @@ def test_bad_input_is_named():
         path_proposals(sde, score, grids.uniform_states(sdes.ve(10.0, T=2.0), 5, 0.0), (4, 4), 4, g, mode_variance=v)
     with pytest.raises(ValueError, match="shape of x"):
         path_proposals(sde, lambda x, t: x[:, :1], grid, (4, 4), 4, g, mode_variance=v)
+
+
+def test_euler_maruyama_weights_average_to_z():
+    """Any normalised reverse kernel gives E[w] = Z: with the Euler-Maruyama kernel (not exact for the Gaussian, so
+    the weights scatter, sd(log w) about 2.4) their mean over 20000 paths is Z within 3 standard errors."""
+    L, sde = 2, sdes.ve(10.0)
+    v = _free_propagator(L, 1.0)
+    score, action, log_z = _gaussian(v, sde)
+    paths = path_proposals(sde, score, geometric(sde, 50, 1e-4), (L, L), 20000, make_generator(2),
+                           kernel="euler-maruyama", batch=20000)
+    w = torch.exp(-action(paths.x) - paths.log_q - log_z)
+    err = float(w.std()) / math.sqrt(w.numel())
+    assert err < 0.1 and abs(float(w.mean()) - 1.0) < 3 * err
