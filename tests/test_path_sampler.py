@@ -7,7 +7,8 @@ import torch
 from lib import stats
 from lib.core.random import make_generator
 from lib.diffusion import grids, sde as sdes
-from lib.diffusion.path_sampler import ModeGaussian, geometric, path_proposals
+from lib.diffusion.mode_gaussian import GaussianBaseScore, ModeGaussian, gaussian_score
+from lib.diffusion.path_sampler import geometric, path_proposals
 from lib.physics.metropolis import chain_observable, independence_metropolis
 
 
@@ -18,20 +19,15 @@ def _free_propagator(L: int, m2: float) -> torch.Tensor:
 
 
 def _gaussian(v: torch.Tensor, sde):
-    """Exact score and action of the centred Gaussian with mode variances v (2D lattice)."""
+    """Exact score and action of the centred Gaussian with mode variances v (2D lattice), and log Z."""
     dims = (-2, -1)
-
-    def score(x, t):
-        A = sde.f(t[0]) ** 2 * v + sde.xi(t[0])
-        xp = torch.fft.fftn(x.to(torch.float64), dim=dims, norm="ortho")
-        return torch.fft.ifftn(-xp / A, dim=dims, norm="ortho").real.to(x.dtype)
 
     def action(x):
         xp = torch.fft.fftn(x.to(torch.float64), dim=dims, norm="ortho")
         return 0.5 * ((xp.real ** 2 + xp.imag ** 2) / v).sum(dims)
 
     log_z = 0.5 * v.numel() * math.log(2 * math.pi) + 0.5 * float(torch.log(v).sum())
-    return score, action, log_z
+    return (lambda x, t: gaussian_score(x, t, sde, v)), action, log_z
 
 
 def test_mode_gaussian_matches_the_dense_covariance():
@@ -126,3 +122,30 @@ def test_euler_maruyama_weights_average_to_z():
     w = torch.exp(-action(paths.x) - paths.log_q - log_z)
     err = float(w.std()) / math.sqrt(w.numel())
     assert err < 0.1 and abs(float(w.mean()) - 1.0) < 3 * err
+
+
+def test_gaussian_score_is_the_gradient_of_the_log_density_of_the_forward_marginal():
+    L, sde = 4, sdes.ve(10.0)
+    v = _free_propagator(L, 0.7)
+    t = 0.37
+    marginal = ModeGaussian(float(sde.f(t)) ** 2 * v + float(sde.xi(t)), (L, L))
+    x = marginal.sample(3, make_generator(4)).requires_grad_(True)
+    marginal.log_prob(x).sum().backward()
+    assert torch.allclose(gaussian_score(x.detach(), t, sde, v), x.grad, atol=1e-10)
+
+
+def test_gaussian_base_score_adds_its_correction_and_keeps_the_variance_in_its_state():
+    L, sde = 4, sdes.ve(10.0)
+    v = _free_propagator(L, 0.7)
+
+    class Shift(torch.nn.Module):
+        def forward(self, x, t):
+            return torch.full_like(x, 0.5)
+
+    model = GaussianBaseScore(Shift(), sde, v)
+    x = torch.randn(2, L, L, generator=make_generator(1), dtype=torch.float64)
+    t = torch.full((2,), 0.2, dtype=torch.float64)
+    assert torch.allclose(model(x, t), gaussian_score(x, t, sde, v) + 0.5)
+    assert "variance" in model.state_dict()
+    with pytest.raises(ValueError, match="even"):
+        GaussianBaseScore(Shift(), sde, v + torch.arange(L * L, dtype=torch.float64).reshape(L, L) * 1e-3)

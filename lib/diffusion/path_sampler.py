@@ -45,15 +45,13 @@ import torch
 from lib.core.checks import NonFiniteError, require_int, require_positive
 from lib.core.random import require_generator
 from lib.diffusion.grids import TimeGrid, _from_states
+from lib.diffusion.mode_gaussian import ModeGaussian
 from lib.diffusion.sde import LinearDriftSDE
 
-__all__ = ["KERNELS", "PathProposal", "ModeGaussian", "geometric", "path_proposals"]
+__all__ = ["KERNELS", "PathProposal", "geometric", "path_proposals"]
 
 #: the backward transition kernels of :func:`path_proposals`
 KERNELS = ("euler-maruyama", "posterior")
-
-_LOG_2PI = math.log(2.0 * math.pi)
-
 
 class PathProposal(NamedTuple):
     """Samples of :func:`path_proposals`: the last state of each path and its log-densities (float64)."""
@@ -62,61 +60,6 @@ class PathProposal(NamedTuple):
     log_q: torch.Tensor  # (n,) log p(path) - log q(path | x): pass as independence_metropolis' log_q
     log_p_path: torch.Tensor  # (n,) log density of the path under the backward process (prior included)
     log_q_reverse: torch.Tensor  # (n,) log density of the path's states above x under the forward process from x
-
-
-class ModeGaussian:
-    r"""A centred Gaussian on configurations whose covariance is diagonal in momentum space: variance ``c[p]`` of the
-    Fourier mode ``p`` (unitary FFT over the configuration axes).  ``c`` must be real, positive and even,
-    :math:`c_p = c_{-p}`, so that the field is real; a scalar is the isotropic case.  Log-densities are float64."""
-
-    def __init__(self, variance, shape: tuple):
-        self.shape = tuple(int(s) for s in shape)
-        c = torch.as_tensor(variance, dtype=torch.float64)
-        if c.dim() == 0:
-            c = c.expand(self.shape)
-        if tuple(c.shape) != self.shape:
-            raise ValueError(f"the mode variances must be a scalar or of the configuration's shape {self.shape}, got "
-                             f"{tuple(c.shape)}")
-        if not bool(torch.isfinite(c).all()) or not bool((c > 0).all()):
-            raise ValueError(f"the mode variances must be finite and positive, got min {float(c.min()):.3g}")
-        dims = tuple(range(c.dim()))
-        mirror = torch.roll(torch.flip(c, dims), shifts=(1,) * c.dim(), dims=dims)  # c[-p]
-        if not torch.allclose(c, mirror, rtol=1e-10, atol=0.0):
-            raise ValueError("the mode variances must be even, c[p] = c[-p], for a real field")
-        self.variance = c
-        self.isotropic = bool((c == c.reshape(-1)[0]).all())
-        self._dims = tuple(range(-c.dim(), 0))
-
-    def _to(self, x: torch.Tensor) -> torch.Tensor:
-        return self.variance.to(device=x.device)
-
-    def sample(self, n: int, generator: torch.Generator, dtype=torch.float64) -> torch.Tensor:
-        """``n`` samples, drawn with ``generator``, on its device."""
-        z = torch.randn((n,) + self.shape, generator=generator, dtype=torch.float64, device=generator.device)
-        return self.colour(z).to(dtype)
-
-    def colour(self, z: torch.Tensor) -> torch.Tensor:
-        """White noise ``z`` (float64) made into samples of this Gaussian: :math:`C^{1/2} z`."""
-        c = self._to(z)
-        if self.isotropic:
-            return z * torch.sqrt(c.reshape(-1)[0])
-        zp = torch.fft.fftn(z, dim=self._dims, norm="ortho")
-        return torch.fft.ifftn(zp * torch.sqrt(c), dim=self._dims, norm="ortho").real
-
-    def log_prob(self, r: torch.Tensor) -> torch.Tensor:
-        """Log-density of the deviations ``r`` (batch first), float64, shape ``(B,)``."""
-        r = r.to(torch.float64)
-        c = self._to(r)
-        flat = r.reshape(r.shape[0], -1)
-        if self.isotropic:
-            v = c.reshape(-1)[0]
-            quad = (flat * flat).sum(1) / v
-            logdet = flat.shape[1] * torch.log(v)
-        else:
-            rp = torch.fft.fftn(r, dim=self._dims, norm="ortho")
-            quad = ((rp.real ** 2 + rp.imag ** 2) / c).reshape(r.shape[0], -1).sum(1)
-            logdet = torch.log(c).sum()
-        return -0.5 * (quad + logdet + flat.shape[1] * _LOG_2PI)
 
 
 def geometric(sde: LinearDriftSDE, n_steps: int, xi_min: float) -> TimeGrid:

@@ -23,6 +23,7 @@ import torch
 from lib import stats
 from lib.core.random import make_generator
 from lib.diffusion import path_sampler as ps
+from lib.diffusion.mode_gaussian import gaussian_score
 from lib.physics import observables as obs, phi4
 from lib.physics.metropolis import chain_observable, independence_metropolis
 from lib.recipes import phi4_diffusion as pd
@@ -48,9 +49,7 @@ def net_score(x, t):
 
 
 def free_score(x, t):
-    a = sde.f(t[0]) ** 2 * v + sde.xi(t[0])
-    xp = torch.fft.fftn(x.to(torch.float64), dim=(-2, -1), norm="ortho")
-    return torch.fft.ifftn(-xp / a, dim=(-2, -1), norm="ortho").real.to(x.dtype)
+    return gaussian_score(x, t, sde, v)
 
 
 def action(y):  # the action of the physical field; the normalisation's Jacobian is a constant
