@@ -12,7 +12,6 @@ Usage: exp_path_sampler.py MODEL PROPOSAL KERNEL N_STEPS N_PATHS [SEED]
 Environment NT: torch threads (1).  Prints sd(log w), acceptance, ESS/n, k-hat and <|M|>, chi_2 of the raw proposals,
 of the chain and of the training ensemble.
 """
-import math
 import os
 import sys
 import time
