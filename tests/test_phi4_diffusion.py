@@ -46,6 +46,8 @@ def test_specs_validate():
         tiny_dm(normalisation="zscore")
     with pytest.raises(ValueError, match="sigma"):
         tiny_dm(sigma=1.0)
+    with pytest.raises(ValueError, match="base"):
+        tiny_dm(base="free")
     with pytest.raises(ValueError, match="share L, kappa and lambda"):
         tiny_dm(ensembles=(chain(), chain(params=phi4.Phi4Params(4, 0.4, 0.022))))
     with pytest.raises(ValueError, match="net"):
@@ -262,3 +264,21 @@ def test_cpu_batch_caps_the_sites_per_batch():
         lattice_sampling.cpu_batch(0)
     with pytest.raises(ValueError, match="cap"):
         lattice_sampling.cpu_batch(32, cap=0)
+
+
+def test_a_network_on_the_gaussian_base_learns_a_correction_and_reloads(tmp_path):
+    """base="gaussian": the network is GaussianBaseScore around the lattice net, its buffer the propagator of the
+    normalised training data; reloaded from the cache it gives the same scores."""
+    from lib.diffusion.mode_gaussian import GaussianBaseScore, mode_variance
+
+    cache = ArtefactCache(tmp_path)
+    spec = tiny_dm(base="gaussian")
+    result, norm = lattice_training.trained_model(spec, cache)
+    model = result.sampling_model
+    assert isinstance(model, GaussianBaseScore)
+    data = lattice_training.training_configs(spec, cache)
+    assert torch.allclose(model.variance.double(), mode_variance(norm.forward(data)).float().double())
+    again, _ = lattice_training.trained_model(spec, cache)
+    x = torch.randn(3, 4, 4, generator=make_generator(2))
+    assert again.source == "cache"
+    assert torch.equal(again.sampling_model(x, 0.3), model(x, 0.3))

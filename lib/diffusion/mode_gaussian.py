@@ -22,7 +22,7 @@ from torch import nn
 
 from lib.diffusion.sde import LinearDriftSDE
 
-__all__ = ["ModeGaussian", "gaussian_score", "GaussianBaseScore"]
+__all__ = ["ModeGaussian", "mode_variance", "gaussian_score", "GaussianBaseScore"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -82,6 +82,20 @@ class ModeGaussian:
         return -0.5 * (quad + logdet + flat.shape[1] * _LOG_2PI)
 
 
+def mode_variance(x: torch.Tensor) -> torch.Tensor:
+    r"""The variance of each Fourier mode of the configurations ``x`` (batch first, any number of configuration axes),
+    :math:`\langle|\tilde x_p|^2\rangle` with the unitary FFT, float64, made exactly even (:math:`p \to -p`): the
+    measured propagator (not connected: the mean is not subtracted) of a centred ensemble."""
+    x = torch.as_tensor(x, dtype=torch.float64)
+    if x.dim() < 2 or x.shape[0] < 1 or not bool(torch.isfinite(x).all()):
+        raise ValueError(f"x must be a non-empty, finite batch of configurations, got shape {tuple(x.shape)}")
+    dims = tuple(range(1, x.dim()))
+    xp = torch.fft.fftn(x, dim=dims, norm="ortho")
+    v = (xp.real ** 2 + xp.imag ** 2).mean(0)
+    mirror = torch.roll(torch.flip(v, tuple(range(v.dim()))), (1,) * v.dim(), tuple(range(v.dim())))
+    return 0.5 * (v + mirror)
+
+
 def _mode_variance(variance) -> torch.Tensor:
     v = torch.as_tensor(variance, dtype=torch.float64)
     if v.dim() < 1 or not bool(torch.isfinite(v).all()) or not bool((v > 0).all()):
@@ -119,6 +133,7 @@ class GaussianBaseScore(nn.Module):
             raise ValueError(f"sde must be a LinearDriftSDE, got {type(sde).__name__}")
         ModeGaussian(variance, tuple(torch.as_tensor(variance).shape))  # validates: positive, even
         self.correction, self.sde = correction, sde
+        self.config = getattr(correction, "config", None)  # the correction's architecture names the network
         self.register_buffer("variance", _mode_variance(variance).to(torch.float32))
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:

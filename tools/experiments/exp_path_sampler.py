@@ -5,13 +5,16 @@ sqrt(Xi) (``lib.diffusion.path_sampler.geometric``, down to t = 0), with the mom
 the propagator measured on the training ensemble (or the Euler-Maruyama kernel), the path weight, an independence
 Metropolis-Hastings chain on paths, Kish's ESS and the Pareto k-hat of the weights.
 
-Usage: exp_path_sampler.py MODEL PROPOSAL KERNEL N_STEPS N_PATHS [SEED]
+Usage: exp_path_sampler.py MODEL PROPOSAL KERNEL N_STEPS N_PATHS [SEED] [TRAIN_STEPS]
   MODEL     phi4_diffusion's ``k0.21`` or ``k0.4`` (L = 32), from the store
-  PROPOSAL  ``net`` (the stored DSM network) or ``free`` (the Gaussian score of the measured propagator, no network)
+  PROPOSAL  ``net`` (the stored DSM network), ``free`` (the Gaussian score of the measured propagator, no network)
+            or ``base`` (the same recipe with ``base="gaussian"``: the network learns a correction to that Gaussian
+            score; training seed 31100, TRAIN_STEPS steps, default the recipe's; trained here and cached)
   KERNEL    ``posterior`` or ``euler-maruyama``
 Environment NT: torch threads (1).  Prints sd(log w), acceptance, ESS/n, k-hat and <|M|>, chi_2 of the raw proposals,
 of the chain and of the training ensemble.
 """
+import dataclasses
 import os
 import sys
 import time
@@ -32,9 +35,14 @@ torch.set_num_threads(int(os.environ.get("NT", "1")))
 model, proposal, kernel, n_steps, n_paths = sys.argv[1:4] + [int(a) for a in sys.argv[4:6]]
 seed = int(sys.argv[6]) if len(sys.argv) > 6 else 31000
 spec = pd.book_specs("quick")[model]
+if proposal == "base":
+    steps = int(sys.argv[7]) if len(sys.argv) > 7 else spec.train.n_steps
+    spec = dataclasses.replace(spec, base="gaussian", seed=31100, train=dataclasses.replace(spec.train, n_steps=steps))
 params = spec.ensembles[0].params
 L, V = params.L, params.L ** 2
+start = time.perf_counter()
 result, norm = lt.trained_model(spec)
+print(f"network: {result.source}, {len(result.losses)} steps, {time.perf_counter() - start:.0f} s here")
 train = lt.training_configs(spec)
 sde = lt.forward_sde(spec)
 v = obs.momentum_power(norm.forward(train).to(torch.float64)).mean(0)  # per-mode variance of the normalised field
@@ -55,7 +63,7 @@ def action(y):  # the action of the physical field; the normalisation's Jacobian
     return phi4.action(norm.inverse(y.to(torch.float64)), params, check=False)
 
 
-score = net_score if proposal == "net" else free_score
+score = free_score if proposal == "free" else net_score
 grid = ps.geometric(sde, n_steps, 1e-4)
 g = make_generator(seed)
 start = time.perf_counter()

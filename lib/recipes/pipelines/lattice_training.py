@@ -18,13 +18,14 @@ import torch
 
 from lib.core.checks import require_int, require_positive
 from lib.diffusion import lattice_nets, sde as _sde, training
+from lib.diffusion.mode_gaussian import GaussianBaseScore, mode_variance
 from lib.diffusion.normalise import Normalisation
 from lib.infra.cache import ArtefactCache
 from lib.physics import phi4
 from lib.recipes.pipelines import phi4_ensembles as ens
 from lib.recipes.pipelines.trained_networks import NetworkRecipe, trained
 
-__all__ = ["KIND_WEIGHTS", "NORMALISATIONS", "PROCESSES", "DMSpec", "training_configs", "normalisation", "forward_sde",
+__all__ = ["KIND_WEIGHTS", "NORMALISATIONS", "PROCESSES", "BASES", "DMSpec", "training_configs", "normalisation", "forward_sde",
            "network", "trained_model"]
 
 #: cache kind of the trained weights
@@ -33,6 +34,8 @@ KIND_WEIGHTS = "phi4-dm-weights"
 NORMALISATIONS = ("maxabs", "minmax", "std")
 #: the forward processes a :class:`DMSpec` may name
 PROCESSES = ("ve", "vp")
+#: what the network's score is built on: nothing, or the Gaussian score of the training data's propagator
+BASES = ("none", "gaussian")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class DMSpec:
     normalisation: str = "maxabs"
     n_train: int | None = None  # use the first n_train pooled configurations (None: all)
     process: str = "ve"  # forward process: "ve" (variance expanding, the authors') or "vp" (variance preserving)
+    # "none": the network is the score; "gaussian": the network is a correction to the Gaussian score of the
+    # normalised training data's propagator (lib.diffusion.mode_gaussian.GaussianBaseScore)
+    base: str = "none"
 
     def __post_init__(self):
         ensembles = tuple(self.ensembles) if isinstance(self.ensembles, (tuple, list)) else (self.ensembles,)
@@ -75,6 +81,8 @@ class DMSpec:
             object.__setattr__(self, "n_train", require_int(self.n_train, "n_train", 2))
         if self.process not in PROCESSES:
             raise ValueError(f"process must be one of {PROCESSES}, got {self.process!r}")
+        if self.base not in BASES:
+            raise ValueError(f"base must be one of {BASES}, got {self.base!r}")
 
     @property
     def params(self) -> phi4.Phi4Params:
@@ -117,8 +125,15 @@ def network(spec: DMSpec, cache: ArtefactCache | None = None) -> NetworkRecipe:
         norm = normalisation(spec, x)
         return norm.forward(x), {"shift": norm.shift, "scale": norm.scale}
 
-    return NetworkRecipe(KIND_WEIGHTS, {"spec": spec}, sde, spec.train, spec.seed, code=__name__,
-                         build=lambda g: lattice_nets.build_lattice_net(spec.net, sde, generator=g), data=data)
+    def build(generator):
+        net = lattice_nets.build_lattice_net(spec.net, sde, generator=generator)
+        if spec.base == "none":
+            return net
+        x = training_configs(spec, cache)
+        return GaussianBaseScore(net, sde, mode_variance(normalisation(spec, x).forward(x)))
+
+    return NetworkRecipe(KIND_WEIGHTS, {"spec": spec}, sde, spec.train, spec.seed, code=__name__, build=build,
+                         data=data)
 
 
 def trained_model(spec: DMSpec, cache: ArtefactCache | None = None, device=None, progress: bool | None = None):
