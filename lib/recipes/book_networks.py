@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lib.recipes import (cl_diffusion, deep_broken_phase, exact_sampler, lattice_transfer, network_symmetry,
-                         phi4_diffusion, two_peak)
+                         path_sampler, phi4_diffusion, two_peak)
 from lib.recipes.pipelines.trained_networks import NetworkRecipe
 
 __all__ = ["BookNetwork", "book_networks"]
@@ -39,6 +39,7 @@ def book_networks(scale: str, device="cpu") -> list[BookNetwork]:
         "book/part3/lattice_transfer.md": lattice_transfer.networks(scale),
         "book/part3/network_symmetry.md": network_symmetry.networks(scale),
         "book/part3/exact_sampler.md": exact_sampler.networks(scale),
+        "book/part3/path_sampler.md": path_sampler.networks(scale),
         "book/part4/cl_diffusion.md": cl_diffusion.networks(scale, device),
     }
     return [BookNetwork(chapter, name, recipe) for chapter, nets in chapters.items() for name, recipe in nets.items()]

@@ -1,0 +1,107 @@
+r"""The settings of :doc:`/book/part3/path_sampler`: the path proposals, networks and HMC ensembles it compares.
+
+Recipes only: the proposals are :class:`~lib.recipes.pipelines.path_proposals.PathSpec` (the pipeline
+:mod:`lib.recipes.pipelines.path_proposals` computes them; the chain is
+:func:`lib.recipes.pipelines.flow_proposals.corrected_chain`).  The networks are those of
+:doc:`/book/part3/phi4_diffusion` (:math:`L = 32`), :doc:`/book/part3/lattice_transfer` (:math:`L = 8, 16`) and
+:doc:`/book/part3/exact_sampler` (the :math:`8 \times 8` CNN of the full-Jacobian chain), read from the store, and
+one network of this chapter: the :math:`\kappa = 0.21`, :math:`L = 32` U-Net of Table T5 trained as a correction to
+the Gaussian score of its data's propagator (``base="gaussian"``).  Nothing is computed at import time.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from lib.physics import phi4
+from lib.recipes import exact_sampler, lattice_transfer, phi4_diffusion, phi4_hmc
+from lib.recipes.pipelines import lattice_training as lt
+from lib.recipes.pipelines import phi4_ensembles as ens
+from lib.recipes.pipelines.path_proposals import PathSpec
+
+__all__ = ["TRIAL_SEEDS", "book_specs", "networks"]
+
+#: the seeds the trials of tools/experiments/exp_path_sampler.py used (tools/experiments/README.md): path
+#: proposals 31000, the training of the Gaussian-base network 31100; the chapter uses none of them
+TRIAL_SEEDS = {"paths": (31000,), "training": (31100,)}
+
+
+def book_specs(scale: str = "quick") -> dict:
+    r"""The recipes of :doc:`/book/part3/path_sampler` at ``scale`` ("quick" or "paper").
+
+    Keys:
+
+    ``"dm"``
+        ``{kappa: {L: DMSpec}}`` for :math:`\kappa` ``"k0.21"``, ``"k0.4"`` and :math:`L = 8, 16, 32`: the stored
+        networks of the other chapters (and, for the Gaussian score, their training data);
+    ``"base"``
+        the :math:`\kappa = 0.21`, :math:`L = 32` recipe with ``base="gaussian"`` (this chapter's network);
+    ``"k0.27"``
+        ``{L: DMSpec}`` at :math:`\kappa = 0.27`, :math:`L = 16` (and 32 at the paper scale): only their data are
+        used (the Gaussian score; no network is trained);
+    ``"hmc"``
+        the HMC ensembles every chain is compared with, ``{kappa: {L: spec}}``;
+    ``"kernels"``
+        the Gaussian-target check: lattice sizes, steps and paths;
+    ``"scan"``
+        ``{"L": ..., "n_steps": ..., "n_paths": ..., "seed": ...}`` of the acceptance scans;
+    ``"main"``
+        the long chains at :math:`L = 32`: ``{name: PathSpec}``;
+    ``"exact_L8"``
+        the path chain with the :math:`8\times 8` network of :doc:`/book/part3/exact_sampler` and that chapter's
+        full-Jacobian proposals (:class:`~lib.recipes.pipelines.flow_proposals.ProposalSpec`) of the same network;
+    ``"narrow"``
+        widths and number of the Gaussian proposals of the untrustworthy chain (on the :math:`8 \times 8` data).
+
+    Quick (a CPU): 100 steps of the backward process; 2048 free-field paths and 1024 network paths at
+    :math:`L = 32`, 256 per point of the scans.  Paper (a GPU): the papers' :math:`L = 64` added to the scans,
+    :math:`10^4` paths per chain, 1024 per point of the scans.
+    """
+    if scale not in ("quick", "paper"):
+        raise ValueError(f"scale must be 'quick' or 'paper', got {scale!r}")
+    paper = scale == "paper"
+    transfer, diffusion = lattice_transfer.book_specs(scale), phi4_diffusion.book_specs(scale)
+    exact = exact_sampler.book_specs(scale)
+    dm = {kappa: {8: transfer["models"][kappa][8], 16: transfer["models"][kappa][16], 32: diffusion[kappa]}
+          for kappa in ("k0.21", "k0.4")}
+    base = dataclasses.replace(diffusion["k0.21"], base="gaussian", seed=31131)
+    hmc = {kappa: {L: transfer["hmc"][kappa][L] for L in (8, 16, 32)} for kappa in ("k0.21", "k0.4")}
+    big = phi4_hmc.book_specs(scale)
+    hmc["k0.21"][32] = (big["k0.21-authors"],)  # independent configurations, the held-out T5 ensemble
+    crit_L = (16, 32) if paper else (16,)
+    crit = dict(step=0.45, n_steps=3, n_therm=200, n_chains=64, keep_every=10)
+    k027_hmc = {L: ens.ChainSpec(phi4.Phi4Params(L, 0.27, 0.022), start="hot", seed=31270 + L, n_traj=4000 if paper
+                                 else 1280, **crit) for L in crit_L}
+    k027 = {L: dataclasses.replace(dm["k0.21"][16] if L == 16 else dm["k0.21"][32], ensembles=(k027_hmc[L],),
+                                   seed=31280 + L) for L in crit_L}
+    hmc["k0.27"] = {L: (k027_hmc[L],) for L in crit_L}
+    n_long, n_net, n_scan = (10240, 10240, 1024) if paper else (2048, 1024, 256)
+    scan_L = (8, 16, 32, 64) if paper else (8, 16, 32)
+    if paper:  # the papers' L = 64: the free-field proposal from the lattice-transfer HMC ensembles
+        for kappa in dm:
+            dm[kappa][64] = dataclasses.replace(dm[kappa][16], ensembles=transfer["hmc"][kappa][64])
+            hmc[kappa][64] = transfer["hmc"][kappa][64]
+    main = {
+        "free": PathSpec(dm["k0.21"][32], n_long, score="gaussian", seed=31201),
+        "dsm": PathSpec(dm["k0.21"][32], n_net // 4 if not paper else n_net, seed=31202),
+        "base": PathSpec(base, n_net, seed=31203),
+        "free-k0.4": PathSpec(dm["k0.4"][32], n_scan, score="gaussian", seed=31204),
+        "dsm-k0.4": PathSpec(dm["k0.4"][32], n_scan, seed=31205),
+    } | {f"free-k0.27-L{L}": PathSpec(k027[L], n_long, score="gaussian", seed=31210 + L) for L in crit_L}
+    return {
+        "dm": dm, "base": base, "k0.27": k027, "hmc": hmc, "main": main,
+        "kernels": {"L": (8, 32), "n_steps": (50, 1000), "n_paths": 256 if not paper else 1024, "seed": 31220},
+        "scan": {"L": scan_L, "n_steps": (25, 100, 400), "n_paths": n_scan, "seed": 31300},
+        "exact_L8": {"full": exact["main"], "path": PathSpec(exact["k0.21"], exact["main"].n_proposals, seed=31230),
+                     "hmc": exact["hmc"]["k0.21"]},
+        "narrow": {"widths": (1.0, 0.9, 0.8), "n": 4096 if not paper else 16384, "seed": 31240,
+                   "dm": dm["k0.21"][8], "hmc": hmc["k0.21"][8]},
+    }
+
+
+def networks(scale: str) -> dict:
+    """The trained networks the chapter uses at ``scale``, by name (its own ``"k0.21 base"`` and those it reads from
+    the other chapters): what the store must hold."""
+    specs = book_specs(scale)
+    out = {f"{kappa} L={L}": lt.network(spec) for kappa, by_L in specs["dm"].items() for L, spec in by_L.items()
+           if L <= 32}
+    return out | {"k0.21 base": lt.network(specs["base"]), "k0.21 L=8 CNN": lt.network(specs["exact_L8"]["path"].dm)}

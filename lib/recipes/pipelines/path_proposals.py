@@ -1,0 +1,220 @@
+r"""Diffusion models as exact samplers on the papers' lattices: proposals on the whole backward path, as artefacts.
+
+The pipeline of :doc:`/book/part3/path_sampler`.  A lattice diffusion model
+(:class:`~lib.recipes.pipelines.lattice_training.DMSpec`), or no network at all (the Gaussian score of the training
+data's measured propagator, the free-field baseline), proposes configurations with the stochastic backward process
+of :mod:`lib.diffusion.path_sampler`; each proposal carries the exact log-density ratio of its path
+(:attr:`lib.diffusion.path_sampler.PathProposal.log_q`), so the independence Metropolis-Hastings chain of
+:func:`lib.recipes.pipelines.flow_proposals.corrected_chain` samples :math:`e^{-S}/Z` exactly with no Jacobian.
+
+:class:`PathSpec` (cache kind ``"phi4-path-proposals"``)
+    ``n_paths`` paths on the grid :func:`lib.diffusion.path_sampler.geometric`, made in batches that are saved as
+    they finish (an interrupted run resumes with the next batch).
+
+Also :func:`weight_summary` (the spread of the path weights, Kish's effective sample size and the Pareto
+:math:`\hat k` of :mod:`lib.stats.importance`), :func:`chain_site_ratios` (the single-site cumulant ratios of a
+chain with errors from blocks longer than its autocorrelation time), :func:`gaussian_kernel_check` (the kernels on a
+Gaussian target with its exact score) and :func:`gaussian_proposals` (a Gaussian proposal of chosen width: the
+independence chain that cannot be trusted).  Nothing is computed at import time.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lib import stats
+from lib.core.checks import require_int, require_positive
+from lib.core.random import make_generator
+from lib.diffusion import path_sampler as ps
+from lib.diffusion.mode_gaussian import ModeGaussian, gaussian_score, mode_variance
+from lib.infra.cache import ArtefactCache
+from lib.physics import metropolis, observables, phi4
+from lib.recipes.pipelines.lattice_training import DMSpec, forward_sde, normalisation, trained_model, training_configs
+
+__all__ = ["KIND_PATHS", "SCORES", "PathSpec", "data_mode_variance", "draw", "proposals", "weight_summary",
+           "chain_site_ratios", "gaussian_kernel_check", "gaussian_proposals"]
+
+#: cache kind of the path proposals
+KIND_PATHS = "phi4-path-proposals"
+#: the scores a :class:`PathSpec` may propose with
+SCORES = ("network", "gaussian")
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """Recipe of a set of path proposals (:func:`proposals`); every field is part of the cache key."""
+
+    dm: DMSpec  # the lattice, training data, normalisation and forward process; with score "network", the network
+    n_paths: int  # number of paths (>= 2)
+    # "network": the trained network of dm; "gaussian": no network, the Gaussian score of the propagator of dm's
+    # normalised training data (lib.diffusion.mode_gaussian.gaussian_score), whose network is then never trained
+    score: str = "network"
+    n_steps: int = 100  # steps of the backward process on lib.diffusion.path_sampler.geometric (>= 2)
+    kernel: str = "posterior"  # lib.diffusion.path_sampler.KERNELS
+    xi_min: float = 1e-4  # Xi of the last state above t = 0 (the grid is geometric in sqrt(Xi) down to it)
+    batch: int = 64  # paths per batch; each finished batch is saved, so a run resumes
+    seed: int = 0  # seed of the batches' generators
+
+    def __post_init__(self):
+        if not isinstance(self.dm, DMSpec):
+            raise ValueError(f"dm must be a DMSpec, got {type(self.dm).__name__}")
+        for name, lo in (("n_paths", 2), ("n_steps", 2), ("batch", 1), ("seed", 0)):
+            object.__setattr__(self, name, require_int(getattr(self, name), name, lo))
+        if self.score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
+        if self.kernel not in ps.KERNELS:
+            raise ValueError(f"kernel must be one of {ps.KERNELS}, got {self.kernel!r}")
+        object.__setattr__(self, "xi_min", require_positive(self.xi_min, "xi_min"))
+
+
+def data_mode_variance(dm: DMSpec, cache: ArtefactCache | None = None) -> torch.Tensor:
+    """The per-mode variance of ``dm``'s normalised training configurations
+    (:func:`lib.diffusion.mode_gaussian.mode_variance`): the propagator of the posterior kernel and of the Gaussian
+    score, the same as a ``base="gaussian"`` network's."""
+    x = training_configs(dm, cache)
+    return mode_variance(normalisation(dm, x).forward(x))
+
+
+def _score(spec: PathSpec, cache, device):
+    """``(score(x, t), Normalisation, mode variance)`` of ``spec``."""
+    v = data_mode_variance(spec.dm, cache)
+    x = training_configs(spec.dm, cache)
+    norm = normalisation(spec.dm, x)
+    if spec.score == "gaussian":
+        sde = forward_sde(spec.dm)
+        v_dev = v.to(device)
+        return (lambda y, t: gaussian_score(y, t, sde, v_dev)), norm, v
+    result, norm = trained_model(spec.dm, cache, device=device)
+    model = result.sampling_model.eval()
+
+    def score(y, t):
+        with torch.no_grad():
+            return model(y.to(torch.float32), t.to(torch.float32)).to(y.dtype)
+
+    return score, norm, v
+
+
+def draw(spec: PathSpec, cache: ArtefactCache | None = None, device=None, run_batches=None) -> dict:
+    """The path proposals of ``spec`` computed now and not stored (see :func:`proposals`; the network is cached).
+
+    ``run_batches(n_batches, one_batch)`` runs the batches (default: one after the other; :func:`proposals` passes
+    :meth:`lib.infra.cache.ArtefactCache.batches`, which saves each as it finishes).
+    """
+    cache = ArtefactCache() if cache is None else cache
+    device = torch.device("cpu" if device is None else device)
+    score, norm, v = _score(spec, cache, device)
+    sde, params = forward_sde(spec.dm), spec.dm.params
+    grid = ps.geometric(sde, spec.n_steps, spec.xi_min)
+    n_batches = math.ceil(spec.n_paths / spec.batch)
+    seeds = torch.randint(0, 2**62, (n_batches,), generator=make_generator(spec.seed)).tolist()
+    volume_log_scale = params.L * params.L * math.log(norm.scale)
+
+    def one_batch(b):
+        t0 = time.perf_counter()
+        size = min(spec.batch, spec.n_paths - b * spec.batch)
+        out = ps.path_proposals(sde, score, grid, (params.L, params.L), size, make_generator(seeds[b], device),
+                                kernel=spec.kernel, mode_variance=v if spec.kernel == "posterior" else None,
+                                batch=size)
+        phi = norm.inverse(out.x.to(torch.float64)).cpu()
+        return {"phi": phi, "log_q": out.log_q.cpu() - volume_log_scale, "action": phi4.action(phi, params),
+                "wall_time": time.perf_counter() - t0}
+
+    batches = (run_batches or (lambda n, fn: [fn(b) for b in range(n)]))(n_batches, one_batch)
+    data = {name: torch.cat([b[name] for b in batches]) for name in ("phi", "log_q", "action")}
+    wall = sum(float(b["wall_time"]) for b in batches)
+    data["seconds_per_path"] = torch.tensor(wall / spec.n_paths, dtype=torch.float64)
+    return data
+
+
+def proposals(spec: PathSpec, cache: ArtefactCache | None = None, device=None) -> dict:
+    r"""The path proposals of ``spec`` (cached under kind ``"phi4-path-proposals"``).
+
+    Made in batches of ``spec.batch`` saved as they finish (an interrupted run resumes with the next batch; each
+    batch has its own generator seeded from ``spec.seed`` and its index).
+
+    Returns
+    -------
+    dict
+        ``phi`` ``(n, L, L)`` float64 in the units of the lattice action; ``log_q`` ``(n,)`` float64, the path's
+        :math:`\log p(\text{path}) - \log q(\text{path} \mid \phi)` in those units (pass it to the independence
+        chain as the proposal density: :func:`lib.recipes.pipelines.flow_proposals.corrected_chain` takes this
+        dict); ``action`` ``(n,)`` :math:`S(\phi)`; ``seconds_per_path`` (wall time of the backward process, on the
+        device of the run that made them).
+    """
+    cache = ArtefactCache() if cache is None else cache
+    key = {"paths": spec}
+    data = cache.get_or_compute(KIND_PATHS, key, lambda: draw(
+        spec, cache, device, lambda n, fn: cache.batches(KIND_PATHS, key, n, fn, code=__name__)), seed=spec.seed,
+        code=__name__)
+    cache.clear_scratch(KIND_PATHS, key, code=__name__)
+    return data
+
+
+def weight_summary(props: dict) -> dict:
+    r"""The importance weights :math:`\log w = -S - \log q` of proposals ``props`` (a dict with ``action`` and
+    ``log_q``): their standard deviation ``sd_log_w``, Kish's effective sample size per proposal ``ess_fraction``
+    (:func:`lib.stats.importance_ess`), the Pareto shape ``k_hat`` of the largest weights
+    (:func:`lib.stats.pareto_k`) and the threshold ``k_threshold`` above which it flags an unreliable estimate
+    (:func:`lib.stats.pareto_k_threshold`)."""
+    log_w = (-props["action"].to(torch.float64) - props["log_q"].to(torch.float64)).numpy()
+    n = log_w.shape[0]
+    return {"sd_log_w": float(np.std(log_w)), "ess_fraction": float(stats.importance_ess(log_w)) / n,
+            "k_hat": float(stats.pareto_k(log_w)), "k_threshold": float(stats.pareto_k_threshold(n)), "n": n}
+
+
+def chain_site_ratios(phi: torch.Tensor, chain: metropolis.MHChain, generator: np.random.Generator,
+                      orders=(4, 6, 8), block_factor: float = 10.0):
+    r"""The single-site ratios :math:`\kappa_n/\kappa_2^{n/2}` of the configurations along ``chain`` (``phi`` holds
+    one configuration per proposal) with block-bootstrap errors
+    (:func:`lib.physics.observables.site_cumulant_ratios`), the blocks ``block_factor`` times longer than the
+    integrated autocorrelation time of the chain's :math:`\sum_x \phi(x)^2` and of its accept decisions."""
+    along = phi[chain.index]
+    tau = max(stats.tau_int(along.pow(2).mean(dim=(-2, -1)).numpy()).tau,
+              stats.tau_int(chain.accepted.double().numpy()).tau, 0.5)
+    n_blocks = max(2, int(along.shape[0] // math.ceil(block_factor * tau)))
+    return observables.site_cumulant_ratios(along, orders=orders, generator=generator, n_blocks=n_blocks)
+
+
+def gaussian_kernel_check(variance: torch.Tensor, sde, n_steps: int, kernel: str, kernel_variance, n: int,
+                          seed: int, xi_min: float = 1e-4) -> dict:
+    r"""The path weights on a Gaussian target with its exact score: the effect of the transition kernel alone.
+
+    The target is the centred Gaussian with mode variances ``variance`` (a tensor of the configuration's shape),
+    :math:`S(x) = \tfrac12 \sum_p |\tilde x_p|^2 / v_p` whose partition function is :math:`\log Z = \tfrac12
+    \sum_p \log(2\pi v_p)`; the score is its exact score along ``sde``
+    (:func:`lib.diffusion.mode_gaussian.gaussian_score`).  ``kernel`` and ``kernel_variance`` are passed to
+    :func:`lib.diffusion.path_sampler.path_proposals` (``kernel_variance``: the per-mode variances the posterior
+    kernel assumes; ``variance`` itself makes every weight equal to :math:`Z`, a scalar gives an isotropic kernel).
+    Returns the spread ``sd_log_w`` of the weights, ``max_dev_log_Z`` (the largest :math:`|\log w - \log Z|`),
+    the acceptance of the independence chain through them and its ``seconds`` of wall time.
+    """
+    variance = torch.as_tensor(variance, dtype=torch.float64)
+    target = ModeGaussian(variance, tuple(variance.shape))
+    g = make_generator(seed)
+    start = time.perf_counter()
+    paths = ps.path_proposals(sde, lambda x, t: gaussian_score(x, t, sde, variance),
+                              ps.geometric(sde, n_steps, xi_min), tuple(variance.shape), n, g, kernel=kernel,
+                              mode_variance=kernel_variance)
+    seconds = time.perf_counter() - start
+    log_Z = 0.5 * float(torch.log(2 * math.pi * variance).sum())
+    log_w = target.log_prob(paths.x) + log_Z - paths.log_q
+    chain = metropolis.independence_metropolis(paths.x, paths.log_q, lambda x: -target.log_prob(x) - log_Z, g)
+    return {"sd_log_w": float(log_w.std()), "max_dev_log_Z": float((log_w - log_Z).abs().max()),
+            "acceptance": chain.acceptance, "seconds": seconds}
+
+
+def gaussian_proposals(dm: DMSpec, width: float, n: int, seed: int, cache: ArtefactCache | None = None) -> dict:
+    r"""``n`` independent proposals from the centred Gaussian whose mode variances are ``width**2`` times the
+    measured propagator of ``dm``'s training configurations (in the units of the lattice action), with their exact
+    log-density: a proposal that is narrower than the target for ``width < 1``.  Returns ``phi``, ``log_q`` and
+    ``action`` as :func:`proposals`."""
+    width = require_positive(width, "width")
+    n = require_int(n, "n", 2)
+    x = training_configs(dm, cache)
+    gauss = ModeGaussian(width ** 2 * mode_variance(x), tuple(x.shape[1:]))
+    phi = gauss.sample(n, make_generator(seed))
+    return {"phi": phi, "log_q": gauss.log_prob(phi), "action": phi4.action(phi, dm.params)}
