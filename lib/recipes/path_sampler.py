@@ -39,11 +39,13 @@ def book_specs(scale: str = "quick") -> dict:
         ``{L: DMSpec}`` at :math:`\kappa = 0.27`, :math:`L = 16` (and 32 at the paper scale): only their data are
         used (the Gaussian score; no network is trained);
     ``"hmc"``
-        the HMC ensembles every chain is compared with, ``{kappa: {L: spec}}``;
+        the HMC ensembles the chains are compared with: ``"k0.21-L32"`` (the held-out independent configurations of
+        Table T5) and ``"k0.27"`` (``{L: ChainSpec}``, long runs near the critical point);
     ``"kernels"``
         the Gaussian-target check: lattice sizes, steps and paths;
     ``"scan"``
-        ``{"L": ..., "n_steps": ..., "n_paths": ..., "seed": ...}`` of the acceptance scans;
+        ``{"L", "n_steps", "n_paths", "n_paths_network", "seed"}`` of the acceptance scans (paths per point with the
+        Gaussian score and with a network);
     ``"main"``
         the long chains at :math:`L = 32`: ``{name: PathSpec}``;
     ``"exact_L8"``
@@ -64,37 +66,32 @@ def book_specs(scale: str = "quick") -> dict:
     dm = {kappa: {8: transfer["models"][kappa][8], 16: transfer["models"][kappa][16], 32: diffusion[kappa]}
           for kappa in ("k0.21", "k0.4")}
     base = dataclasses.replace(diffusion["k0.21"], base="gaussian", seed=31131)
-    hmc = {kappa: {L: transfer["hmc"][kappa][L] for L in (8, 16, 32)} for kappa in ("k0.21", "k0.4")}
-    big = phi4_hmc.book_specs(scale)
-    hmc["k0.21"][32] = (big["k0.21-authors"],)  # independent configurations, the held-out T5 ensemble
     crit_L = (16, 32) if paper else (16,)
     crit = dict(step=0.45, n_steps=3, n_therm=200, n_chains=64, keep_every=10)
     k027_hmc = {L: ens.ChainSpec(phi4.Phi4Params(L, 0.27, 0.022), start="hot", seed=31270 + L, n_traj=4000 if paper
                                  else 1280, **crit) for L in crit_L}
-    k027 = {L: dataclasses.replace(dm["k0.21"][16] if L == 16 else dm["k0.21"][32], ensembles=(k027_hmc[L],),
-                                   seed=31280 + L) for L in crit_L}
-    hmc["k0.27"] = {L: (k027_hmc[L],) for L in crit_L}
+    k027 = {L: dataclasses.replace(dm["k0.21"][min(L, 32)], ensembles=(k027_hmc[L],), seed=31280 + L)
+            for L in crit_L}
+    hmc = {"k0.21-L32": phi4_hmc.book_specs(scale)["k0.21-authors"], "k0.27": k027_hmc}
     n_long, n_net, n_scan = (10240, 10240, 1024) if paper else (2048, 1024, 256)
     scan_L = (8, 16, 32, 64) if paper else (8, 16, 32)
     if paper:  # the papers' L = 64: the free-field proposal from the lattice-transfer HMC ensembles
         for kappa in dm:
             dm[kappa][64] = dataclasses.replace(dm[kappa][16], ensembles=transfer["hmc"][kappa][64])
-            hmc[kappa][64] = transfer["hmc"][kappa][64]
     main = {
         "free": PathSpec(dm["k0.21"][32], n_long, score="gaussian", seed=31201),
-        "dsm": PathSpec(dm["k0.21"][32], n_net // 4 if not paper else n_net, seed=31202),
+        "dsm": PathSpec(dm["k0.21"][32], n_net if paper else n_net // 4, seed=31202),
         "base": PathSpec(base, n_net, seed=31203),
-        "free-k0.4": PathSpec(dm["k0.4"][32], n_scan, score="gaussian", seed=31204),
-        "dsm-k0.4": PathSpec(dm["k0.4"][32], n_scan, seed=31205),
-    } | {f"free-k0.27-L{L}": PathSpec(k027[L], n_long, score="gaussian", seed=31210 + L) for L in crit_L}
+    } | {f"k0.27 L={L}": PathSpec(k027[L], n_long, score="gaussian", seed=31210 + L) for L in crit_L}
     return {
         "dm": dm, "base": base, "k0.27": k027, "hmc": hmc, "main": main,
         "kernels": {"L": (8, 32), "n_steps": (50, 1000), "n_paths": 256 if not paper else 1024, "seed": 31220},
-        "scan": {"L": scan_L, "n_steps": (25, 100, 400), "n_paths": n_scan, "seed": 31300},
+        "scan": {"L": scan_L, "n_steps": (25, 100, 400), "n_paths": n_scan, "n_paths_network": n_scan // 2,
+                 "seed": 31300},
         "exact_L8": {"full": exact["main"], "path": PathSpec(exact["k0.21"], exact["main"].n_proposals, seed=31230),
                      "hmc": exact["hmc"]["k0.21"]},
-        "narrow": {"widths": (1.0, 0.9, 0.8), "n": 4096 if not paper else 16384, "seed": 31240,
-                   "dm": dm["k0.21"][8], "hmc": hmc["k0.21"][8]},
+        "narrow": {"widths": (1.0, 0.9, 0.8, 0.7), "n": 4096 if not paper else 16384, "seed": 31240,
+                   "dm": dm["k0.21"][8], "hmc": transfer["hmc"]["k0.21"][8][1]},
     }
 
 

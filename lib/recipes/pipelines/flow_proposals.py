@@ -211,7 +211,9 @@ def corrected_chain(props: dict, generator: torch.Generator, log_q_error=None) -
     -------
     dict
         ``chain`` (:class:`lib.physics.metropolis.MHChain`), ``acceptance`` and its error ``acceptance_error``
-        (:func:`lib.stats.mean_error` of the accept decisions), and the time series along the chain of every
+        (:func:`lib.stats.mean_error` of the accept decisions), ``k_hat`` (the Pareto shape of the largest weights,
+        :func:`lib.stats.pareto_k`) and ``k_threshold`` (:func:`lib.stats.pareto_k_threshold`: above it the chain
+        cannot be trusted, :doc:`/book/part3/path_sampler`), and the time series along the chain of every
         observable of :func:`observables_of`.
     """
     log_q = props["log_q"] if log_q_error is None else props["log_q"] + log_q_error
@@ -219,7 +221,8 @@ def corrected_chain(props: dict, generator: torch.Generator, log_q_error=None) -
     out = {name: metropolis.chain_observable(chain, values)
            for name, values in observables_of(props["phi"], props["action"]).items()}
     acceptance, error = stats.mean_error(chain.accepted.double().numpy())
-    out.update(chain=chain, acceptance=acceptance, acceptance_error=error)
+    out.update(chain=chain, acceptance=acceptance, acceptance_error=error, k_hat=stats.pareto_k(chain.log_w),
+               k_threshold=stats.pareto_k_threshold(int(chain.log_w.shape[0])))
     return out
 
 
