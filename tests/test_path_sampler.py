@@ -8,7 +8,7 @@ from lib import stats
 from lib.core.random import make_generator
 from lib.diffusion import grids, sde as sdes
 from lib.diffusion.mode_gaussian import GaussianBaseScore, ModeGaussian, gaussian_score, mode_variance
-from lib.diffusion.path_sampler import geometric, path_proposals
+from lib.diffusion.path_sampler import geometric, path_log_prob, path_proposals
 from lib.physics.metropolis import chain_observable, independence_metropolis
 
 
@@ -161,3 +161,27 @@ def test_mode_variance_measures_the_propagator_of_gaussian_samples():
     assert float((measured / v - 1).abs().max()) < 5 * math.sqrt(2 / 20000)
     with pytest.raises(ValueError, match="batch"):
         mode_variance(torch.ones(4))
+
+
+@pytest.mark.parametrize("kernel", ["posterior", "euler-maruyama"])
+def test_path_log_prob_recomputes_the_transitions_of_the_kept_states(kernel):
+    L, sde = 4, sdes.ve(25.0)
+    v = _free_propagator(L, 0.3)
+
+    def score(x, t):  # a deliberately wrong score, so the transitions are not those of the Gaussian
+        return 0.7 * gaussian_score(x, t, sde, v)
+
+    grid = geometric(sde, 12, 1e-3)
+    paths = path_proposals(sde, score, grid, (L, L), 6, make_generator(8), kernel=kernel, mode_variance=v,
+                           keep_states=True, batch=4)
+    assert paths.states.shape == (13, 6, L, L) and torch.equal(paths.states[-1], paths.x)
+    prior = ModeGaussian(v * float(sde.f(sde.T)) ** 2 + float(sde.xi(sde.T)), (L, L)) if kernel == "posterior" \
+        else ModeGaussian(float(sde.xi(sde.T)), (L, L))
+    lp = path_log_prob(sde, score, grid, paths.states, kernel, mode_variance=v)
+    assert torch.allclose(lp + prior.log_prob(paths.states[0]), paths.log_p_path, atol=1e-8)
+    some = path_log_prob(sde, score, grid, paths.states, kernel, mode_variance=v, steps=[0, 5])
+    rest = path_log_prob(sde, score, grid, paths.states, kernel, mode_variance=v,
+                         steps=[i for i in range(12) if i not in (0, 5)])
+    assert torch.allclose(some + rest, lp, atol=1e-9)
+    with pytest.raises(ValueError, match="n_states"):
+        path_log_prob(sde, score, grid, paths.states[1:], kernel, mode_variance=v)

@@ -48,7 +48,7 @@ from lib.diffusion.grids import TimeGrid, _from_states
 from lib.diffusion.mode_gaussian import ModeGaussian
 from lib.diffusion.sde import LinearDriftSDE
 
-__all__ = ["KERNELS", "PathProposal", "geometric", "path_proposals"]
+__all__ = ["KERNELS", "PathProposal", "geometric", "path_proposals", "path_log_prob"]
 
 #: the backward transition kernels of :func:`path_proposals`
 KERNELS = ("euler-maruyama", "posterior")
@@ -60,6 +60,7 @@ class PathProposal(NamedTuple):
     log_q: torch.Tensor  # (n,) log p(path) - log q(path | x): pass as independence_metropolis' log_q
     log_p_path: torch.Tensor  # (n,) log density of the path under the backward process (prior included)
     log_q_reverse: torch.Tensor  # (n,) log density of the path's states above x under the forward process from x
+    states: torch.Tensor | None = None  # (n_states, n, ...) every state of the path, from T down (keep_states=True)
 
 
 def geometric(sde: LinearDriftSDE, n_steps: int, xi_min: float) -> TimeGrid:
@@ -90,14 +91,15 @@ def _kernel_params(sde: LinearDriftSDE, t_hi: float, t_lo: float):
 
 def path_proposals(sde: LinearDriftSDE, score: Callable, grid: TimeGrid, shape: tuple, n: int,
                    generator: torch.Generator, kernel: str = "posterior", mode_variance=None, batch: int = 256,
-                   dtype=torch.float64) -> PathProposal:
+                   dtype=torch.float64, keep_states: bool = False) -> PathProposal:
     r"""``n`` paths of the stochastic backward process on ``grid`` with their exact log-densities.
 
     ``score(x, t)`` returns the score of the state ``x`` (batch first) at the times ``t`` (one per sample), in the
     dtype of ``x``.  ``kernel`` is one of :data:`KERNELS`; ``"posterior"`` needs ``mode_variance``: the variance of
     each Fourier mode of the data (a tensor of the configuration's shape, e.g. the measured propagator, or a scalar).
     Everything is drawn with ``generator``, on its device; the states are kept in ``dtype``, the log-densities in
-    float64.  Raises :class:`lib.core.checks.NonFiniteError` when a state becomes non-finite.
+    float64; ``keep_states=True`` returns every state of every path (:attr:`PathProposal.states`, e.g. for
+    :func:`path_log_prob`).  Raises :class:`lib.core.checks.NonFiniteError` when a state becomes non-finite.
     """
     require_generator(generator)
     if not isinstance(grid, TimeGrid):
@@ -117,22 +119,64 @@ def path_proposals(sde: LinearDriftSDE, score: Callable, grid: TimeGrid, shape: 
                          "(e.g. the propagator measured on the training ensemble), or a scalar")
     n, batch = require_int(n, "n"), require_int(batch, "batch")
     v = ModeGaussian(mode_variance, shape).variance if kernel == "posterior" else None
-    parts = [_paths(sde, score, grid, shape, min(batch, n - s), generator, kernel, v, dtype)
+    parts = [_paths(sde, score, grid, shape, min(batch, n - s), generator, kernel, v, dtype, keep_states)
              for s in range(0, n, batch)]
-    return PathProposal(*(torch.cat([getattr(p, name) for p in parts]) for name in PathProposal._fields))
+    out = PathProposal(*(torch.cat([getattr(p, name) for p in parts]) for name in PathProposal._fields[:4]))
+    return out._replace(states=torch.cat([p.states for p in parts], dim=1)) if keep_states else out
 
 
-def _paths(sde, score, grid, shape, size, generator, kernel, v, dtype) -> PathProposal:
-    t = grid.t.tolist()
+def _transition(sde, kernel, v, shape, t_hi: float, t_lo: float, x: torch.Tensor, s: torch.Tensor):
+    """``(mean, ModeGaussian)`` of the backward transition from ``x`` at ``t_hi`` to ``t_lo`` with the score ``s``."""
+    a, b = _kernel_params(sde, t_hi, t_lo)
+    x64, s64 = x.to(torch.float64), s.to(torch.float64)
     if kernel == "posterior":
         def total_variance(tt):  # A_p(t) = f(t)^2 v_p + Xi(t)
             return float(sde.f(tt)) ** 2 * v + float(sde.xi(tt))
-        prior = ModeGaussian(total_variance(t[0]), shape)
-    else:
-        prior = ModeGaussian(float(sde.xi(t[0])), shape)
+        return (x64 + b * s64) / a, ModeGaussian(b * total_variance(t_lo) / total_variance(t_hi), shape)
+    h = t_hi - t_lo
+    return (x64 + h * (0.5 * float(sde.k(t_hi)) * x64 + float(sde.g2(t_hi)) * s64),
+            ModeGaussian(float(sde.g2(t_hi)) * h, shape))
+
+
+def _prior(sde, kernel, v, shape, T: float) -> ModeGaussian:
+    if kernel == "posterior":
+        return ModeGaussian(float(sde.f(T)) ** 2 * v + float(sde.xi(T)), shape)
+    return ModeGaussian(float(sde.xi(T)), shape)
+
+
+def path_log_prob(sde: LinearDriftSDE, score: Callable, grid: TimeGrid, states: torch.Tensor, kernel: str = "posterior",
+                  mode_variance=None, steps=None) -> torch.Tensor:
+    r"""The log-density of the transitions of given paths under the backward process with ``score``, differentiable
+    through ``score`` (for training on the path weight: the states are data, only the score carries gradients).
+
+    ``states`` ``(n_states, n, ...)`` as :attr:`PathProposal.states` on the same ``grid``; ``steps`` (optional) the
+    indices ``i`` of the transitions :math:`t_i 	o t_{i+1}` to include (default: all).  Returns ``(n,)`` float64,
+    :math:`\sum_i \log p(x_{t_{i+1}} \mid x_{t_i})` without the prior (which does not depend on the score).
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    t = grid.t.tolist()
+    if states.dim() < 3 or states.shape[0] != len(t):
+        raise ValueError(f"states must be (n_states = {len(t)}, n, ...) for this grid, got {tuple(states.shape)}")
+    shape = tuple(states.shape[2:])
+    v = ModeGaussian(mode_variance, shape).variance if kernel == "posterior" else None
+    steps = range(len(t) - 1) if steps is None else [int(i) for i in steps]
+    total = torch.zeros(states.shape[1], dtype=torch.float64, device=states.device)
+    for i in steps:
+        x = states[i]
+        s = score(x, torch.full((x.shape[0],), t[i], dtype=x.dtype, device=x.device))
+        mean, step = _transition(sde, kernel, v, shape, t[i], t[i + 1], x, s)
+        total = total + step.log_prob(states[i + 1].to(torch.float64) - mean)
+    return total
+
+
+def _paths(sde, score, grid, shape, size, generator, kernel, v, dtype, keep_states=False) -> PathProposal:
+    t = grid.t.tolist()
+    prior = _prior(sde, kernel, v, shape, t[0])
     x = prior.sample(size, generator, dtype)
     log_p = prior.log_prob(x)
     log_q = torch.zeros_like(log_p)
+    kept = [x] if keep_states else None
     for i in range(len(t) - 1):
         t_hi, t_lo = t[i], t[i + 1]
         a, b = _kernel_params(sde, t_hi, t_lo)
@@ -141,14 +185,7 @@ def _paths(sde, score, grid, shape, size, generator, kernel, v, dtype) -> PathPr
         if not isinstance(s, torch.Tensor) or s.shape != x.shape:
             raise ValueError(f"score(x, t) must return a tensor of the shape of x {tuple(x.shape)}, got "
                              f"{tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__}")
-        if kernel == "posterior":
-            mean = (x.to(torch.float64) + b * s.to(torch.float64)) / a
-            step = ModeGaussian(b * total_variance(t_lo) / total_variance(t_hi), shape)
-        else:
-            h = t_hi - t_lo
-            mean = x.to(torch.float64) + h * (0.5 * float(sde.k(t_hi)) * x.to(torch.float64)
-                                              + float(sde.g2(t_hi)) * s.to(torch.float64))
-            step = ModeGaussian(float(sde.g2(t_hi)) * h, shape)
+        mean, step = _transition(sde, kernel, v, shape, t_hi, t_lo, x, s)
         x_next = (mean + step.sample(size, generator, torch.float64)).to(dtype)
         bad = ~torch.isfinite(x_next.reshape(size, -1)).all(dim=1)
         if bool(bad.any()):
@@ -158,5 +195,7 @@ def _paths(sde, score, grid, shape, size, generator, kernel, v, dtype) -> PathPr
         forward = ModeGaussian(b, shape)  # q(x_hi | x_lo) = N(a x_lo, b)
         log_q = log_q + forward.log_prob(x.to(torch.float64) - a * x_next.to(torch.float64))
         x = x_next
-    return PathProposal(x, log_p - log_q, log_p, log_q)
+        if keep_states:
+            kept.append(x)
+    return PathProposal(x, log_p - log_q, log_p, log_q, torch.stack(kept) if keep_states else None)
 

@@ -18,11 +18,17 @@ from lib.recipes.pipelines import lattice_training as lt
 from lib.recipes.pipelines import phi4_ensembles as ens
 from lib.recipes.pipelines.path_proposals import PathSpec
 
-__all__ = ["TRIAL_SEEDS", "book_specs", "networks"]
+__all__ = ["TRIAL_SEEDS", "FORCE", "book_specs", "networks"]
 
-#: the seeds the trials of tools/experiments/exp_path_sampler.py used (tools/experiments/README.md): path
-#: proposals 31000, the training of the Gaussian-base network 31100; the chapter uses none of them
-TRIAL_SEEDS = {"paths": (31000,), "training": (31100,)}
+#: the seeds the trials used (tools/experiments/README.md): path proposals 31000 (exp_path_sampler.py) and
+#: 32001-32003 (the force score's p and c), the training of the Gaussian-base network 31100, the narrow Gaussian
+#: proposals 31001 (exp_narrow_proposal.py), fine-tuning on the path weight 32000-32012 (exp_path_finetune.py); the
+#: chapter uses none of them
+TRIAL_SEEDS = {"paths": (31000, 32001, 32002, 32003), "training": (31100,), "narrow": (31001,),
+               "fine-tuning": tuple(range(32000, 32013))}
+#: p and c of the force score (lib.diffusion.force_score), chosen in a trial at kappa = 0.21, L = 32 on seed 32001
+#: among p = 2, 4, 8 and c = 0.5, 1, 2, 4 (acceptance 0.69 for p = 4, c = 1; tools/experiments/README.md)
+FORCE = {"force_power": 4.0, "force_cut": 1.0}
 
 
 def book_specs(scale: str = "quick") -> dict:
@@ -80,14 +86,18 @@ def book_specs(scale: str = "quick") -> dict:
             dm[kappa][64] = dataclasses.replace(dm[kappa][16], ensembles=transfer["hmc"][kappa][64])
     main = {
         "free": PathSpec(dm["k0.21"][32], n_long, score="gaussian", seed=31201),
+        "force": PathSpec(dm["k0.21"][32], n_long, score="force", seed=31206, **FORCE),
         "dsm": PathSpec(dm["k0.21"][32], n_net if paper else n_net // 4, seed=31202),
         "base": PathSpec(base, n_net, seed=31203),
-    } | {f"k0.27 L={L}": PathSpec(k027[L], n_long, score="gaussian", seed=31210 + L) for L in crit_L}
+    }
+    for L in crit_L:
+        main[f"k0.27 L={L} free"] = PathSpec(k027[L], n_long, score="gaussian", seed=31210 + L)
+        main[f"k0.27 L={L} force"] = PathSpec(k027[L], n_long, score="force", seed=31310 + L, **FORCE)
     return {
         "dm": dm, "base": base, "k0.27": k027, "hmc": hmc, "main": main,
         "kernels": {"L": (8, 32), "n_steps": (50, 1000), "n_paths": 256 if not paper else 1024, "seed": 31220},
         "scan": {"L": scan_L, "n_steps": (25, 100, 400), "n_paths": n_scan, "n_paths_network": n_scan // 2,
-                 "seed": 31300},
+                 "seed": 31400, "force": FORCE},
         "exact_L8": {"full": exact["main"], "path": PathSpec(exact["k0.21"], exact["main"].n_proposals, seed=31230),
                      "hmc": exact["hmc"]["k0.21"]},
         "narrow": {"widths": (1.0, 0.9, 0.8, 0.7), "n": 4096 if not paper else 16384, "seed": 31240,

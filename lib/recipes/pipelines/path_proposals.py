@@ -30,18 +30,19 @@ from lib import stats
 from lib.core.checks import require_int, require_positive
 from lib.core.random import make_generator
 from lib.diffusion import path_sampler as ps
+from lib.diffusion.force_score import ForceScore
 from lib.diffusion.mode_gaussian import ModeGaussian, gaussian_score, mode_variance
 from lib.infra.cache import ArtefactCache
 from lib.physics import metropolis, observables, phi4
 from lib.recipes.pipelines.lattice_training import DMSpec, forward_sde, normalisation, trained_model, training_configs
 
-__all__ = ["KIND_PATHS", "SCORES", "PathSpec", "data_mode_variance", "draw", "proposals", "weight_summary",
+__all__ = ["KIND_PATHS", "SCORES", "PathSpec", "data_mode_variance", "phi4_residual", "draw", "proposals", "weight_summary",
            "chain_site_ratios", "gaussian_kernel_check", "gaussian_proposals"]
 
 #: cache kind of the path proposals
 KIND_PATHS = "phi4-path-proposals"
 #: the scores a :class:`PathSpec` may propose with
-SCORES = ("network", "gaussian")
+SCORES = ("network", "gaussian", "force")
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,17 @@ class PathSpec:
     dm: DMSpec  # the lattice, training data, normalisation and forward process; with score "network", the network
     n_paths: int  # number of paths (>= 2)
     # "network": the trained network of dm; "gaussian": no network, the Gaussian score of the propagator of dm's
-    # normalised training data (lib.diffusion.mode_gaussian.gaussian_score), whose network is then never trained
+    # normalised training data (lib.diffusion.mode_gaussian.gaussian_score); "force": no network, that Gaussian score
+    # plus the exact non-Gaussian force at small noise (lib.diffusion.force_score.ForceScore with force_power and
+    # force_cut); dm's network is trained only for "network"
     score: str = "network"
     n_steps: int = 100  # steps of the backward process on lib.diffusion.path_sampler.geometric (>= 2)
     kernel: str = "posterior"  # lib.diffusion.path_sampler.KERNELS
     xi_min: float = 1e-4  # Xi of the last state above t = 0 (the grid is geometric in sqrt(Xi) down to it)
     batch: int = 64  # paths per batch; each finished batch is saved, so a run resumes
     seed: int = 0  # seed of the batches' generators
+    force_power: float = 4.0  # p of lib.diffusion.force_score (score "force" only)
+    force_cut: float = 1.0  # c of lib.diffusion.force_score (score "force" only)
 
     def __post_init__(self):
         if not isinstance(self.dm, DMSpec):
@@ -69,6 +74,8 @@ class PathSpec:
         if self.kernel not in ps.KERNELS:
             raise ValueError(f"kernel must be one of {ps.KERNELS}, got {self.kernel!r}")
         object.__setattr__(self, "xi_min", require_positive(self.xi_min, "xi_min"))
+        object.__setattr__(self, "force_power", require_positive(self.force_power, "force_power"))
+        object.__setattr__(self, "force_cut", require_positive(self.force_cut, "force_cut"))
 
 
 def data_mode_variance(dm: DMSpec, cache: ArtefactCache | None = None) -> torch.Tensor:
@@ -79,15 +86,34 @@ def data_mode_variance(dm: DMSpec, cache: ArtefactCache | None = None) -> torch.
     return mode_variance(normalisation(dm, x).forward(x))
 
 
+def phi4_residual(params: phi4.Phi4Params, norm, variance: torch.Tensor):
+    r""":math:`R(y) = -\nabla_y S + C^{-1} y` of :mod:`lib.diffusion.force_score` for the lattice :math:`\phi^4` action
+    in the variables :math:`y` of the normalisation ``norm``, with :math:`C` the mode variances ``variance`` of
+    :math:`y` (e.g. :func:`data_mode_variance`): the non-Gaussian part of the force."""
+    v = torch.as_tensor(variance, dtype=torch.float64)
+    dims = tuple(range(-v.dim(), 0))
+
+    def residual(y):
+        y = y.to(torch.float64)
+        c_inv_y = torch.fft.ifftn(torch.fft.fftn(y, dim=dims, norm="ortho") / v.to(y.device), dim=dims,
+                                  norm="ortho").real
+        return norm.scale * phi4.force(norm.inverse(y), params, check=False) + c_inv_y
+
+    return residual
+
+
 def _score(spec: PathSpec, cache, device):
     """``(score(x, t), Normalisation, mode variance)`` of ``spec``."""
     v = data_mode_variance(spec.dm, cache)
     x = training_configs(spec.dm, cache)
     norm = normalisation(spec.dm, x)
+    sde = forward_sde(spec.dm)
     if spec.score == "gaussian":
-        sde = forward_sde(spec.dm)
         v_dev = v.to(device)
         return (lambda y, t: gaussian_score(y, t, sde, v_dev)), norm, v
+    if spec.score == "force":
+        model = ForceScore(sde, v, phi4_residual(spec.dm.params, norm, v), spec.force_power, spec.force_cut).to(device)
+        return (lambda y, t: model(y, t)), norm, v
     result, norm = trained_model(spec.dm, cache, device=device)
     model = result.sampling_model.eval()
 
