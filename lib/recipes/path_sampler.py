@@ -18,7 +18,7 @@ from lib.recipes.pipelines import lattice_training as lt
 from lib.recipes.pipelines import phi4_ensembles as ens
 from lib.recipes.pipelines.path_proposals import PathSpec
 
-__all__ = ["TRIAL_SEEDS", "FORCE", "book_specs", "networks"]
+__all__ = ["TRIAL_SEEDS", "FORCE", "critical_specs", "book_specs", "networks"]
 
 #: the seeds the trials used (tools/experiments/README.md): path proposals 31000 (exp_path_sampler.py) and
 #: 32001-32003 (the force score's p and c), the training of the Gaussian-base network 31100, the narrow Gaussian
@@ -29,6 +29,21 @@ TRIAL_SEEDS = {"paths": (31000, 32001, 32002, 32003), "training": (31100,), "nar
 #: p and c of the force score (lib.diffusion.force_score), chosen in a trial at kappa = 0.21, L = 32 on seed 32001
 #: among p = 2, 4, 8 and c = 0.5, 1, 2, 4 (acceptance 0.69 for p = 4, c = 1; tools/experiments/README.md)
 FORCE = {"force_power": 4.0, "force_cut": 1.0}
+
+
+def critical_specs(L: int, scale: str = "quick") -> tuple:
+    r"""``(ChainSpec, DMSpec)`` near the critical point, :math:`\kappa = 0.27`, :math:`\lambda = 0.022`, on an
+    :math:`L \times L` lattice: a long HMC run (64 chains from hot starts, 1280 trajectories after 200 of
+    thermalisation at the quick scale, 4000 at the paper scale, one configuration kept every 10), and the recipe
+    whose data (the propagator of that run) the Gaussian and force scores use; its network (the U-Net recipe of
+    :doc:`/book/part3/lattice_transfer`) is never trained here."""
+    if scale not in ("quick", "paper"):
+        raise ValueError(f"scale must be 'quick' or 'paper', got {scale!r}")
+    L = int(L)
+    chain = ens.ChainSpec(phi4.Phi4Params(L, 0.27, 0.022), start="hot", seed=31270 + L, step=0.45, n_steps=3,
+                          n_therm=200, n_traj=4000 if scale == "paper" else 1280, keep_every=10, n_chains=64)
+    template = lattice_transfer.book_specs(scale)["models"]["k0.21"][16]
+    return chain, dataclasses.replace(template, ensembles=(chain,), seed=31280 + L)
 
 
 def book_specs(scale: str = "quick") -> dict:
@@ -73,11 +88,8 @@ def book_specs(scale: str = "quick") -> dict:
           for kappa in ("k0.21", "k0.4")}
     base = dataclasses.replace(diffusion["k0.21"], base="gaussian", seed=31131)
     crit_L = (16, 32) if paper else (16,)
-    crit = dict(step=0.45, n_steps=3, n_therm=200, n_chains=64, keep_every=10)
-    k027_hmc = {L: ens.ChainSpec(phi4.Phi4Params(L, 0.27, 0.022), start="hot", seed=31270 + L, n_traj=4000 if paper
-                                 else 1280, **crit) for L in crit_L}
-    k027 = {L: dataclasses.replace(dm["k0.21"][min(L, 32)], ensembles=(k027_hmc[L],), seed=31280 + L)
-            for L in crit_L}
+    k027_hmc = {L: critical_specs(L, scale)[0] for L in crit_L}
+    k027 = {L: critical_specs(L, scale)[1] for L in crit_L}
     hmc = {"k0.21-L32": phi4_hmc.book_specs(scale)["k0.21-authors"], "k0.27": k027_hmc}
     n_long, n_net, n_scan = (10240, 10240, 1024) if paper else (2048, 1024, 256)
     scan_L = (8, 16, 32, 64) if paper else (8, 16, 32)

@@ -1,0 +1,114 @@
+"""Tests of lib.recipes.pipelines.path_proposals and lib.recipes.path_sampler: recipes validate, path proposals are
+cached and resume after an interruption, their density is that of the field, the Gaussian kernel check, the narrow
+Gaussian proposals, the book's recipes at both scales."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lib.core.random import make_generator
+from lib.diffusion import lattice_nets, training
+from lib.infra.cache import ArtefactCache
+from lib.physics import phi4
+from lib.recipes import path_sampler as rp
+from lib.recipes.pipelines import flow_proposals, lattice_training, path_proposals
+from lib.recipes.pipelines import phi4_ensembles as ens
+
+P = phi4.Phi4Params(4, 0.21, 0.022)
+NET = lattice_nets.LatticeNetConfig(kind="cnn", channels=(4,), embed_dim=8, group_norm=False)
+TRAIN = training.TrainConfig(n_steps=6, lr=1e-3, batch_size=8, augment_flip=True, ema_decay=0.9)
+CHAIN = ens.ChainSpec(P, n_chains=4, n_therm=2, n_traj=8, keep_every=2, step=0.4, n_steps=3, seed=1)
+DM = lattice_training.DMSpec((CHAIN,), NET, TRAIN, seed=3, normalisation="std")
+
+
+def test_path_specs_validate():
+    for kwargs, match in (({"score": "exact"}, "score"), ({"kernel": "heun"}, "kernel"), ({"n_steps": 1}, "n_steps"),
+                          ({"xi_min": 0.0}, "xi_min"), ({"force_cut": -1.0}, "force_cut")):
+        with pytest.raises(ValueError, match=match):
+            path_proposals.PathSpec(DM, 8, **kwargs)
+    with pytest.raises(ValueError, match="dm must be a DMSpec"):
+        path_proposals.PathSpec("model", 8)
+    with pytest.raises(ValueError, match="n_paths"):
+        path_proposals.PathSpec(DM, 1)
+    for scale in ("quick", "paper"):
+        specs = rp.book_specs(scale)
+        assert specs["main"]["force"].dm.params.L == 32 and specs["main"]["force"].score == "force"
+        assert specs["base"].base == "gaussian"
+        assert set(rp.networks(scale)) >= {"k0.21 base", "k0.21 L=32"}
+    with pytest.raises(ValueError, match="scale"):
+        rp.book_specs("huge")
+
+
+@pytest.mark.parametrize("score", ["network", "gaussian", "force"])
+def test_path_proposals_are_cached_resume_and_make_an_exact_chain(tmp_path, monkeypatch, score):
+    spec = path_proposals.PathSpec(DM, 10, score=score, n_steps=6, batch=4, seed=5)
+    reference = path_proposals.proposals(spec, ArtefactCache(tmp_path / "a"))
+    assert reference["phi"].shape == (10, 4, 4)
+    torch.testing.assert_close(reference["action"], phi4.action(reference["phi"], P))
+    assert math.isfinite(float(reference["log_q"].sum())) and float(reference["seconds_per_path"]) > 0
+    cache = ArtefactCache(tmp_path / "b")
+    real, calls = path_proposals.ps.path_proposals, []
+
+    def crash_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("simulated interruption")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(path_proposals.ps, "path_proposals", crash_second)
+    with pytest.raises(KeyboardInterrupt):
+        path_proposals.proposals(spec, cache)
+    monkeypatch.setattr(path_proposals.ps, "path_proposals", real)
+    resumed = path_proposals.proposals(spec, cache)
+    for name in ("phi", "log_q", "action"):
+        torch.testing.assert_close(resumed[name], reference[name])
+    out = flow_proposals.corrected_chain(reference, make_generator(0))
+    assert out["M"].shape == (9,) and math.isfinite(out["k_hat"]) or out["k_hat"] == float("inf")
+    summary = path_proposals.weight_summary(reference)
+    assert summary["n"] == 10 and 0 < summary["ess_fraction"] <= 1 and summary["sd_log_w"] >= 0
+
+
+def test_the_path_density_is_that_of_the_field_in_its_own_units(tmp_path):
+    """The pipeline's paths are those of lib.diffusion.path_sampler in the normalised variables y = phi / s, and their
+    log q is that of y minus V log s (the Jacobian of phi = s y)."""
+    from lib.diffusion import path_sampler as ps
+    from lib.diffusion.mode_gaussian import gaussian_score
+
+    cache = ArtefactCache(tmp_path)
+    spec = path_proposals.PathSpec(DM, 6, score="gaussian", n_steps=5, batch=6, seed=2)
+    a = path_proposals.proposals(spec, cache)
+    x = lattice_training.training_configs(DM, cache)
+    norm = lattice_training.normalisation(DM, x)
+    v = path_proposals.data_mode_variance(DM, cache)
+    sde = lattice_training.forward_sde(DM)
+    seed = torch.randint(0, 2**62, (1,), generator=make_generator(spec.seed)).tolist()[0]
+    y = ps.path_proposals(sde, lambda z, t: gaussian_score(z, t, sde, v), ps.geometric(sde, 5, spec.xi_min), (4, 4),
+                          6, make_generator(seed), mode_variance=v)
+    torch.testing.assert_close(a["phi"], norm.inverse(y.x))
+    torch.testing.assert_close(a["log_q"], y.log_q - 16 * math.log(norm.scale))
+    chain = flow_proposals.corrected_chain(a, make_generator(1))
+    torch.testing.assert_close(chain["chain"].log_w, -a["action"] - a["log_q"])
+
+
+def test_gaussian_kernel_check_is_exact_for_the_momentum_space_kernel():
+    from lib.diffusion import sde as sdes
+
+    L = 4
+    p = 2 * math.pi * torch.fft.fftfreq(L, d=1.0).to(torch.float64)
+    v = 1.0 / (4 * torch.sin(p[:, None] / 2) ** 2 + 4 * torch.sin(p[None, :] / 2) ** 2 + 0.5)
+    exact = path_proposals.gaussian_kernel_check(v, sdes.ve(25.0), 10, "posterior", v, 32, seed=0)
+    assert exact["max_dev_log_Z"] < 1e-8 and exact["acceptance"] == 1.0
+    em = path_proposals.gaussian_kernel_check(v, sdes.ve(25.0), 10, "euler-maruyama", None, 32, seed=0)
+    assert em["sd_log_w"] > 1e-3 and em["acceptance"] < 1.0
+
+
+def test_gaussian_proposals_have_their_density_and_chain_site_ratios_have_errors(tmp_path):
+    props = path_proposals.gaussian_proposals(DM, 0.8, 64, seed=3, cache=ArtefactCache(tmp_path))
+    assert props["phi"].shape == (64, 4, 4)
+    torch.testing.assert_close(props["action"], phi4.action(props["phi"], P))
+    with pytest.raises(ValueError, match="width"):
+        path_proposals.gaussian_proposals(DM, 0.0, 64, seed=3)
+    out = flow_proposals.corrected_chain(props, make_generator(2))
+    est, err = path_proposals.chain_site_ratios(props["phi"], out["chain"], np.random.default_rng(0), orders=(4,))
+    assert est.shape == (1,) and err[0] > 0
