@@ -29,7 +29,6 @@ import time
 
 import torch
 
-from lib import stats
 from lib.core.random import make_generator
 from lib.infra.cache import ArtefactCache
 from lib.physics import hmc
@@ -38,14 +37,7 @@ from lib.recipes.pipelines import flow_proposals as flows
 from lib.recipes.pipelines import path_proposals as paths
 from lib.recipes.pipelines import phi4_ensembles as ens
 
-
-def rate(series, seconds: float) -> tuple[float, float]:
-    """(tau_int, effective samples per second) of a (N,) or (N, chains) series generated in ``seconds``."""
-    arr = series.numpy()
-    if float(arr.std()) == 0.0:  # a constant series has no information
-        return float("inf"), 0.0
-    tau = stats.tau_int(arr).tau
-    return tau, arr.size / (2 * tau) / seconds
+from exact_sampler import rate  # the same effective rate as benchmarks/exact_sampler.py (this script's folder)
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from lib.infra.cache import ArtefactCache
 from lib import stats
 from lib.physics import hmc, metropolis, observables, phi4
 from lib.recipes.pipelines import phi4_ensembles as ens
+from lib.recipes.pipelines.batched import cached_batches, draw_batches
 from lib.recipes.pipelines.lattice_training import DMSpec, forward_sde, trained_model
 
 __all__ = ["KIND_PROPOSALS", "ProposalSpec", "network", "draw", "proposals", "precision_check", "observables_of", "summary", "corrected_chain", "hmc_seconds_per_trajectory",
@@ -99,25 +100,18 @@ def draw(spec: ProposalSpec, cache: ArtefactCache | None = None, device=None, ru
     model, norm = network(spec.dm, spec.at_step, cache, device)
     sde, params = forward_sde(spec.dm), spec.dm.params
     grid = grids.karras(sde, spec.n_steps, spec.t_end)
-    n_batches = math.ceil(spec.n_proposals / spec.batch)
-    seeds = torch.randint(0, 2**62, (n_batches,), generator=make_generator(spec.seed)).tolist()
     volume_log_scale = params.L * params.L * math.log(norm.scale)
 
-    def one_batch(b):
-        t0 = time.perf_counter()
-        size = min(spec.batch, spec.n_proposals - b * spec.batch)
+    def one_batch(b, size, seed):
         out = flow_map.flow_proposals(sde, lambda x, t: model(x, t), grid, (params.L, params.L), size,
-                                      make_generator(seeds[b], device), method=spec.method, batch=size,
+                                      make_generator(seed, device), method=spec.method, batch=size,
                                       dtype=torch.float32, device=device, probes=spec.probes)
         phi = norm.inverse(out.x.to(torch.float64)).cpu()
         return {"phi": phi, "log_q": out.log_q.cpu() - volume_log_scale, "action": phi4.action(phi, params),
-                "hutchinson_error": out.hutchinson_error.cpu(), "wall_time": time.perf_counter() - t0}
+                "hutchinson_error": out.hutchinson_error.cpu()}
 
-    batches = (run_batches or (lambda n, fn: [fn(b) for b in range(n)]))(n_batches, one_batch)
-    data = {name: torch.cat([b[name] for b in batches]) for name in ("phi", "log_q", "action", "hutchinson_error")}
-    wall = sum(float(b["wall_time"]) for b in batches)
-    data["seconds_per_proposal"] = torch.tensor(wall / spec.n_proposals, dtype=torch.float64)
-    return data
+    return draw_batches(spec.n_proposals, spec.batch, spec.seed, one_batch,
+                        ("phi", "log_q", "action", "hutchinson_error"), "seconds_per_proposal", run_batches)
 
 
 def precision_check(spec: ProposalSpec, n: int = 32, cache: ArtefactCache | None = None, device=None) -> dict:
@@ -171,12 +165,8 @@ def proposals(spec: ProposalSpec, cache: ArtefactCache | None = None, device=Non
         its Jacobians, on the device of the run that made them).
     """
     cache = ArtefactCache() if cache is None else cache
-    key = {"proposals": spec}
-    data = cache.get_or_compute(KIND_PROPOSALS, key, lambda: draw(
-        spec, cache, device, lambda n, fn: cache.batches(KIND_PROPOSALS, key, n, fn, code=__name__)), seed=spec.seed,
-        code=__name__)
-    cache.clear_scratch(KIND_PROPOSALS, key, code=__name__)
-    return data
+    return cached_batches(cache, KIND_PROPOSALS, {"proposals": spec}, spec.seed, __name__,
+                          lambda run_batches: draw(spec, cache, device, run_batches))
 
 
 def observables_of(phi: torch.Tensor, action: torch.Tensor) -> dict:

@@ -34,6 +34,7 @@ from lib.diffusion.force_score import ForceScore
 from lib.diffusion.mode_gaussian import ModeGaussian, gaussian_score, mode_variance
 from lib.infra.cache import ArtefactCache
 from lib.physics import metropolis, observables, phi4
+from lib.recipes.pipelines.batched import cached_batches, draw_batches
 from lib.recipes.pipelines.lattice_training import DMSpec, forward_sde, normalisation, trained_model, training_configs
 
 __all__ = ["KIND_PATHS", "SCORES", "PathSpec", "data_mode_variance", "phi4_residual", "draw", "proposals", "weight_summary",
@@ -135,25 +136,17 @@ def draw(spec: PathSpec, cache: ArtefactCache | None = None, device=None, run_ba
     score, norm, v = _score(spec, cache, device)
     sde, params = forward_sde(spec.dm), spec.dm.params
     grid = ps.geometric(sde, spec.n_steps, spec.xi_min)
-    n_batches = math.ceil(spec.n_paths / spec.batch)
-    seeds = torch.randint(0, 2**62, (n_batches,), generator=make_generator(spec.seed)).tolist()
     volume_log_scale = params.L * params.L * math.log(norm.scale)
 
-    def one_batch(b):
-        t0 = time.perf_counter()
-        size = min(spec.batch, spec.n_paths - b * spec.batch)
-        out = ps.path_proposals(sde, score, grid, (params.L, params.L), size, make_generator(seeds[b], device),
+    def one_batch(b, size, seed):
+        out = ps.path_proposals(sde, score, grid, (params.L, params.L), size, make_generator(seed, device),
                                 kernel=spec.kernel, mode_variance=v if spec.kernel == "posterior" else None,
                                 batch=size)
         phi = norm.inverse(out.x.to(torch.float64)).cpu()
-        return {"phi": phi, "log_q": out.log_q.cpu() - volume_log_scale, "action": phi4.action(phi, params),
-                "wall_time": time.perf_counter() - t0}
+        return {"phi": phi, "log_q": out.log_q.cpu() - volume_log_scale, "action": phi4.action(phi, params)}
 
-    batches = (run_batches or (lambda n, fn: [fn(b) for b in range(n)]))(n_batches, one_batch)
-    data = {name: torch.cat([b[name] for b in batches]) for name in ("phi", "log_q", "action")}
-    wall = sum(float(b["wall_time"]) for b in batches)
-    data["seconds_per_path"] = torch.tensor(wall / spec.n_paths, dtype=torch.float64)
-    return data
+    return draw_batches(spec.n_paths, spec.batch, spec.seed, one_batch, ("phi", "log_q", "action"),
+                        "seconds_per_path", run_batches)
 
 
 def proposals(spec: PathSpec, cache: ArtefactCache | None = None, device=None) -> dict:
@@ -172,12 +165,8 @@ def proposals(spec: PathSpec, cache: ArtefactCache | None = None, device=None) -
         device of the run that made them).
     """
     cache = ArtefactCache() if cache is None else cache
-    key = {"paths": spec}
-    data = cache.get_or_compute(KIND_PATHS, key, lambda: draw(
-        spec, cache, device, lambda n, fn: cache.batches(KIND_PATHS, key, n, fn, code=__name__)), seed=spec.seed,
-        code=__name__)
-    cache.clear_scratch(KIND_PATHS, key, code=__name__)
-    return data
+    return cached_batches(cache, KIND_PATHS, {"paths": spec}, spec.seed, __name__,
+                          lambda run_batches: draw(spec, cache, device, run_batches))
 
 
 def weight_summary(props: dict) -> dict:
