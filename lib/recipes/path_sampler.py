@@ -20,8 +20,8 @@ from lib.recipes.pipelines.path_proposals import PathSpec
 
 __all__ = ["TRIAL_SEEDS", "FORCE", "critical_specs", "book_specs", "networks"]
 
-#: the seeds the trials used (tools/experiments/README.md): path proposals 31000 (exp_path_sampler.py) and
-#: 32001-32003 (the force score's p and c), the training of the Gaussian-base network 31100, the narrow Gaussian
+#: the seeds the trials used, recorded in tools/experiments/README.md; path proposals 31000 (exp_path_sampler.py)
+#: and 32001-32003 (the force score's p and c), the training of the Gaussian-base network 31100, the narrow Gaussian
 #: proposals 31001 (exp_narrow_proposal.py), fine-tuning on the path weight 32000-32012 (exp_path_finetune.py); the
 #: chapter uses none of them
 TRIAL_SEEDS = {"paths": (31000, 32001, 32002, 32003), "training": (31100,), "narrow": (31001,),

@@ -4,9 +4,9 @@ An independence Metropolis-Hastings chain and an importance-weighted average are
 but a proposal with lighter tails than the target leaves a finite sample dominated by a few large weights, and its
 errors estimated from the sample itself too small.  Two diagnostics of the log-weights :math:`\log w = -S - \log q`:
 
-:func:`importance_ess`
+:func:`lib.stats.importance_ess`
     Kish's effective sample size :math:`(\sum w)^2 / \sum w^2`;
-:func:`pareto_k`
+:func:`lib.stats.pareto_k`
     the shape :math:`\hat k` of a generalised Pareto distribution fitted to the largest weights (Vehtari, Simpson,
     Gelman, Yao and Gabry, *Pareto smoothed importance sampling*, JMLR 25 (2024) 72; the fit of Zhang and Stephens,
     Technometrics 51 (2009) 316, with the weakly informative prior of PSIS).  The variance of :math:`w` is finite

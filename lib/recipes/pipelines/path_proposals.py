@@ -12,7 +12,7 @@ of :mod:`lib.diffusion.path_sampler`; each proposal carries the exact log-densit
     they finish (an interrupted run resumes with the next batch).
 
 Also :func:`weight_summary` (the spread of the path weights, Kish's effective sample size and the Pareto
-:math:`\hat k` of :mod:`lib.stats.importance`), :func:`chain_site_ratios` (the single-site cumulant ratios of a
+:math:`\hat k` of :func:`lib.stats.importance_ess` and :func:`lib.stats.pareto_k`), :func:`chain_site_ratios` (the single-site cumulant ratios of a
 chain with errors from blocks longer than its autocorrelation time), :func:`gaussian_kernel_check` (the kernels on a
 Gaussian target with its exact score) and :func:`gaussian_proposals` (a Gaussian proposal of chosen width: the
 independence chain that cannot be trusted).  Nothing is computed at import time.
