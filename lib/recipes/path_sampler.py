@@ -110,7 +110,10 @@ def book_specs(scale: str = "quick") -> dict:
         "kernels": {"L": (8, 32), "n_steps": (50, 1000), "n_paths": 256 if not paper else 1024, "seed": 31220},
         "scan": {"L": scan_L, "n_steps": (25, 100, 400), "n_paths": n_scan, "n_paths_network": n_scan // 2,
                  "seed": 31400, "force": FORCE},
-        "exact_L8": {"full": exact["main"], "path": PathSpec(exact["k0.21"], exact["main"].n_proposals, seed=31230),
+        # the full-Jacobian proposals with a seed of their own: not the exact-sampler chapter's artefact, which that
+        # chapter may be computing at the same time (two chapters making one batched artefact at once collide)
+        "exact_L8": {"full": dataclasses.replace(exact["main"], seed=31231),
+                     "path": PathSpec(exact["k0.21"], exact["main"].n_proposals, seed=31230),
                      "hmc": exact["hmc"]["k0.21"]},
         "narrow": {"widths": (1.0, 0.9, 0.8, 0.7), "n": 4096 if not paper else 16384, "seed": 31240,
                    "dm": dm["k0.21"][8], "hmc": transfer["hmc"]["k0.21"][8][1]},
