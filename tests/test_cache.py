@@ -380,3 +380,23 @@ def test_orphaned_temporary_directories_are_cleaned(tmp_path):
     os.utime(old, (time.time() - 2 * cache_mod.ORPHAN_AGE,) * 2)
     cache.save("kind", {"a": 1}, {"x": 2}, code=CODE)
     assert not old.exists() and fresh.exists()  # a fresh one may belong to a writer at work
+
+
+def test_batches_resume_and_survive_another_process_clearing_the_scratch_directory(cache):
+    """Batches are saved as they finish and read back on the next call; when another process (the same artefact made
+    by a second chapter at once) clears the scratch directory in the middle of a run, the run still returns every
+    batch and saves the rest (the collision of two CI workers that this guards against)."""
+    calls = []
+
+    def compute(b):
+        calls.append(b)
+        if b == 1:  # the other process finished, saved the artefact and cleared the scratch directory
+            cache.clear_scratch("batched", PARAMS, code=CODE)
+        return {"b": torch.tensor(float(b))}
+
+    out = cache.batches("batched", PARAMS, 3, compute, code=CODE)
+    assert [float(d["b"]) for d in out] == [0.0, 1.0, 2.0] and calls == [0, 1, 2]
+    scratch = cache.scratch_dir("batched", PARAMS, code=CODE)
+    assert sorted(p.name for p in scratch.iterdir()) == ["batch_00001.pt", "batch_00002.pt"]
+    again = cache.batches("batched", PARAMS, 3, lambda b: calls.append(b) or {"b": torch.tensor(float(b))}, code=CODE)
+    assert [float(d["b"]) for d in again] == [0.0, 1.0, 2.0] and calls == [0, 1, 2, 0]  # only the cleared batch again

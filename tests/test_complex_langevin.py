@@ -256,7 +256,7 @@ def test_quartic_strip_holds_from_inside_even_with_large_steps():
     model = QuarticModel(1.0, 1.0, 1.0)
     z0 = torch.complex(torch.linspace(-2, 2, 200, dtype=torch.float64), torch.full((200,), 0.29, dtype=torch.float64))
     run = complex_langevin(model, z0, 0.02, 2000, make_generator(3), record_every=10,
-                           observe=lambda z: {"y": z.imag.abs().amax()})
+                           observe=lambda z, t: {"y": z.imag.abs().amax()})
     assert float(run.records["y"].max()) < model.strip_halfwidth
 
 

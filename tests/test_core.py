@@ -8,18 +8,19 @@ from lib.core.recording import Recorder
 
 
 def test_recorder_stacks_records_and_times():
-    rec = Recorder(lambda x: {"m": x.mean(), "first": x[0]})
+    rec = Recorder(lambda x, t: {"m": x.mean(), "first": x[0], "t": torch.as_tensor(t)})
     for k in range(3):
         rec(torch.full((4,), float(k)), 0.5 * k)
     assert len(rec) == 3
     torch.testing.assert_close(rec.times(), torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64))
     out = rec.stacked()
     assert out["m"].tolist() == [0.0, 1.0, 2.0] and out["first"].shape == (3,)
+    assert out["t"].tolist() == [0.0, 0.5, 1.0]  # the observer receives the record's time
 
 
 def test_recorder_times_as_tensors_clone_and_silence():
     x = torch.zeros(2)
-    rec = Recorder(lambda s: {"x": s}, clone=True)
+    rec = Recorder(lambda s, t: {"x": s}, clone=True)
     rec(x, torch.tensor([1.0, 2.0]))
     x += 5  # an in-place change after the record must not reach it
     rec(x, torch.tensor([3.0, 4.0]))
@@ -29,7 +30,7 @@ def test_recorder_times_as_tensors_clone_and_silence():
     silent(x, 0.0)
     assert len(silent) == 0 and silent.stacked() == {} and silent.times().shape == (0,)
     with pytest.raises(ValueError, match="dict"):
-        Recorder(lambda s: s)(x, 0.0)
+        Recorder(lambda s, t: s)(x, 0.0)
     with pytest.raises(ValueError, match="callable"):
         Recorder(3)
 

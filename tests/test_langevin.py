@@ -60,7 +60,7 @@ def test_update_formula_exact(monkeypatch):
 def test_records_observe_and_reproducible():
     gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731
     x0 = torch.zeros(8, 3)
-    obs = lambda x: {"m": x.mean(dim=1), "m2": (x**2).mean()}  # noqa: E731
+    obs = lambda x, t: {"m": x.mean(dim=1), "m2": (x**2).mean()}  # noqa: E731
     run = langevin(gaussian_force, x0, 0.1, 10, generator=gen(), n_therm=5, record_every=3, observe=obs)
     assert isinstance(run, LangevinRun)
     assert set(run.records) == {"m", "m2"}
@@ -98,7 +98,7 @@ def test_gaussian_stationary_variance_has_the_exact_step_size_bias():
 def test_gaussian_stationary_variance_any_shape(shape):
     eps = 0.2
     run = langevin(gaussian_force, torch.zeros(shape), eps, 1000, generator=torch.Generator().manual_seed(4),
-                   n_therm=100, observe=lambda x: {"x2": (x**2).flatten(1).mean(dim=1)})
+                   n_therm=100, observe=lambda x, t: {"x2": (x**2).flatten(1).mean(dim=1)})
     assert run.x.shape == shape and run.x.dtype == torch.float32
     var, err = stats.mean_error(run.records["x2"].double().numpy())
     exact = 1.0 / (1.0 - eps / 2)
@@ -150,7 +150,7 @@ def test_bad_step(step):
         (dict(x0=torch.zeros(3, dtype=torch.complex64)), "complex"),
         (dict(x0=torch.tensor([0.0, float("nan")])), "non-finite"),
         (dict(force=lambda x: x.sum()), "shape"),
-        (dict(observe=lambda x: x), "dict"),
+        (dict(observe=lambda x, t: x), "dict"),
     ],
 )
 def test_bad_arguments(kwargs, match):

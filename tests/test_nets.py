@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lib.core.random import make_generator
+from lib.diffusion import grids
 from lib.infra.cache import ArtefactCache
 from lib.diffusion.nets import GaussianFourierEmbedding, MLPConfig, ScoreMLP, build_mlp, rescaled_score_fn, score_fn
 from lib.diffusion.sde import ve, vp
@@ -181,7 +182,7 @@ def test_score_fn_plugs_into_the_backward_sampler():
     assert not out.requires_grad and out.dtype == torch.float64
     torch.testing.assert_close(out, net(x, t).detach())
     x_T = sde.prior_sample((16, 2), make_generator(10), dtype=torch.float64)
-    traj = backward_em(sde, score, x_T, n_steps=20, generator=make_generator(11))
+    traj = backward_em(sde, score, x_T, grids.uniform_evaluations(sde, 20), make_generator(11))
     assert traj.x.shape == (16, 2) and torch.isfinite(traj.x).all()
 
 

@@ -25,7 +25,7 @@ def test_backward_run_with_a_nan_score_keeps_the_finished_steps():
     x_T = torch.zeros(64, 2, dtype=torch.float64)
     with pytest.raises(NonFiniteError, match=r"1 of 64 samples \(3\)") as info:
         solvers.backward_solve(sde, score, x_T, grids.uniform_states(sde, 10, 0.1), "euler", make_generator(0),
-                               observe=lambda x: {"m": x.mean()})
+                               observe=lambda x, t: {"m": x.mean()})
     err = info.value
     assert err.bad.tolist() == [3]
     assert err.partial.x.shape == (64, 2) and bool(torch.isfinite(err.partial.x).all())

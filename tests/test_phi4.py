@@ -245,7 +245,7 @@ def test_kappa_zero_matches_single_site_quadrature(lam, integrator, jitter):
     gen = make_generator(10)
     run = hmc.hmc(p, phi4.hot_start(p, 128, gen), n_traj=100, step=0.1, n_steps=10, generator=gen,
                   integrator=integrator, jitter=jitter, n_therm=20,
-                  observe=lambda x: {"p2": (x**2).mean((1, 2)), "p4": (x**4).mean((1, 2))})
+                  observe=lambda x, t: {"p2": (x**2).mean((1, 2)), "p4": (x**4).mean((1, 2))})
     weight = lambda x, n: x**n * math.exp(-(1 - 2 * lam) * x**2 - lam * x**4)  # noqa: E731
     z = integrate.quad(weight, -np.inf, np.inf, args=(0,))[0]
     for name, n in (("p2", 2), ("p4", 4)):
@@ -263,7 +263,7 @@ def test_free_field_propagator_matches_exact_lattice_result():
     # trajectory length 1 < pi / omega_max: a fixed length with omega_p * length close to pi for some
     # free mode would leave that mode frozen (the known non-ergodicity of HMC for free fields)
     run = hmc.hmc(p, phi4.hot_start(p, 128, gen), n_traj=120, step=0.1, n_steps=10, generator=gen,
-                  n_therm=20, observe=lambda x: {"G": observables.momentum_power(x)})
+                  n_therm=20, observe=lambda x, t: {"G": observables.momentum_power(x)})
     mean, err = _chain_mean_and_error(run.records["G"].mean(0))  # (L, L) with per-chain errors
     exact = phi4.free_propagator(p)
     assert float(exact[0, 0]) == pytest.approx(2.5) and float(exact[4, 4]) == pytest.approx(1 / 3.6)

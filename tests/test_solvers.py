@@ -77,7 +77,7 @@ def test_forward_em_update_formula(monkeypatch, c):
     sde = interpolating(c, sigma=10.0)
     x0 = torch.tensor([[0.3, -1.2], [2.0, 0.1], [-0.5, 0.0]], dtype=torch.float64)
     n = 4
-    out = forward_em(sde, x0, n)
+    out = forward_em(sde, x0, grids.uniform_states(sde, n, 0.0))
     assert len(noise.calls) == n
     dt, x = 1.0 / n, x0.clone()
     for k in range(n):  # x_{k+1} = x_k - c g^2(t_k) x_k dt / 2 + g(t_k) sqrt(dt) z_k, g = 10^t
@@ -100,7 +100,7 @@ def test_backward_em_update_formula(monkeypatch, c, mode):
 
     x_T = torch.tensor([[0.3, -1.2], [2.0, 0.1]], dtype=torch.float64)
     flags = {"noise_last": mode == "noise_last", "probability_flow": mode == "probability_flow"}
-    out = backward_em(sde, score, x_T, n_steps=4, t_end=0.1, **flags)
+    out = backward_em(sde, score, x_T, grids.uniform_evaluations(sde, 4, 0.1), **flags)
 
     grid, dt = [1.0, 0.7, 0.4, 0.1], 0.3
     n_noise = {"authors": 3, "noise_last": 4, "probability_flow": 0}[mode]
@@ -118,28 +118,50 @@ def test_backward_em_update_formula(monkeypatch, c, mode):
         torch.testing.assert_close(t_arg, torch.full((2,), t, dtype=torch.float64))
 
 
+def test_forward_em_on_a_non_uniform_grid(monkeypatch):
+    """forward_em reads any grid upwards: on the Karras grid each step has its own size and starts at a grid time."""
+    noise = FakeNoise()
+    monkeypatch.setattr(_random, "standard_normal", noise)
+    sde = interpolating(1.0, sigma=10.0)
+    grid = grids.karras(sde, 5, t_end=0.05)
+    x0 = torch.tensor([[0.3, -1.2], [2.0, 0.1]], dtype=torch.float64)
+    seen = []
+    out = forward_em(sde, x0, grid, observe=lambda x, t: seen.append(t) or {"x": x})
+    times = grid.t.flip(0).tolist()
+    assert seen == times and len(noise.calls) == 5
+    x = x0.clone()
+    for k in range(5):
+        t, dt = times[k], times[k + 1] - times[k]
+        x = x - 0.5 * 10.0 ** (2 * t) * x * dt + 10.0**t * math.sqrt(dt) * noise.calls[k]
+    torch.testing.assert_close(out.x, x, rtol=1e-13, atol=1e-13)
+
+
 # --- records, shapes, reproducibility --------------------------------------------------------------------------------
 def test_records():
     sde = vp()
     x0 = torch.zeros(50, 2, dtype=torch.float64)
 
-    def observe(x):
+    seen = []
+
+    def observe(x, t):
+        seen.append(t)
         return {"m2": (x**2).mean(), "per_component": x.mean(0)}
 
-    run = forward_em(sde, x0, 10, make_generator(0), observe=observe, record_every=3)
+    run = forward_em(sde, x0, grids.uniform_states(sde, 10, 0.0), make_generator(0), observe=observe, record_every=3)
+    assert seen == run.t.tolist()  # the observer receives each record's time
     assert isinstance(run, Trajectory)
     torch.testing.assert_close(run.t, torch.tensor([0.0, 0.3, 0.6, 0.9, 1.0], dtype=torch.float64))
     assert run.records["m2"].shape == (5,) and run.records["per_component"].shape == (5, 2)
     assert float(run.records["m2"][0]) == 0.0
     torch.testing.assert_close(run.records["m2"][-1], (run.x**2).mean())
 
-    back = backward_em(sde, lambda x, t: -x, run.x, n_steps=10, generator=make_generator(1), t_end=0.1,
+    back = backward_em(sde, lambda x, t: -x, run.x, grids.uniform_evaluations(sde, 10, 0.1), make_generator(1),
                        observe=observe, record_every=4)
     grid, dt = grids.uniform_evaluations(sde, 10, 0.1).t_eval, 0.1
     torch.testing.assert_close(back.t, torch.stack([grid[0], grid[3] - dt, grid[7] - dt, grid[9] - dt]))
     torch.testing.assert_close(back.records["m2"][-1], (back.x**2).mean())
 
-    silent = forward_em(sde, x0, 10, make_generator(0))
+    silent = forward_em(sde, x0, grids.uniform_states(sde, 10, 0.0), make_generator(0))
     assert silent.records == {} and silent.t.shape == (0,)
     torch.testing.assert_close(silent.x, run.x, rtol=0, atol=0)  # same seed, same path
 
@@ -148,14 +170,14 @@ def test_records():
 def test_shapes_dtype_and_reproducibility(shape):
     sde = interpolating(0.5)
     x0 = torch.ones(shape, dtype=torch.float32)
-    a = forward_em(sde, x0, 20, make_generator(7)).x
-    b = forward_em(sde, x0, 20, make_generator(7)).x
-    c = forward_em(sde, x0, 20, make_generator(8)).x
+    a = forward_em(sde, x0, grids.uniform_states(sde, 20, 0.0), make_generator(7)).x
+    b = forward_em(sde, x0, grids.uniform_states(sde, 20, 0.0), make_generator(7)).x
+    c = forward_em(sde, x0, grids.uniform_states(sde, 20, 0.0), make_generator(8)).x
     assert a.shape == shape and a.dtype == torch.float32
     assert torch.equal(a, b) and not torch.equal(a, c)
     score = _gauss_score(sde, 1.0)
     for flow in (False, True):
-        out = backward_em(sde, score, a, n_steps=20, generator=make_generator(9), probability_flow=flow).x
+        out = backward_em(sde, score, a, grids.uniform_evaluations(sde, 20), make_generator(9), probability_flow=flow).x
         assert out.shape == shape and out.dtype == torch.float32 and bool(torch.isfinite(out).all())
 
 
@@ -164,33 +186,35 @@ def test_bad_input():
     sde = ve()
     x = torch.zeros(4, 2)
     with pytest.raises(ValueError, match="x0 contains non-finite values"):
-        forward_em(sde, torch.tensor([[0.0, float("nan")]]), 10)
+        forward_em(sde, torch.tensor([[0.0, float("nan")]]), grids.uniform_states(sde, 10, 0.0))
     with pytest.raises(ValueError, match="x_T contains non-finite values"):
         backward_em(sde, lambda x, t: x, torch.tensor([float("inf")]))
+    with pytest.raises(ValueError, match="grid must be a lib.diffusion.grids.TimeGrid"):
+        forward_em(sde, x, 10)
+    with pytest.raises(ValueError, match="grid must be a lib.diffusion.grids.TimeGrid"):
+        backward_em(sde, lambda x, t: x, x, 10)
     with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
-        forward_em(sde, x, 0)
-    with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
-        forward_em(sde, x, 2.5)
+        grids.uniform_states(sde, 2.5, 0.0)
     with pytest.raises(ValueError, match="record_every must be an integer >= 1"):
-        forward_em(sde, x, 10, record_every=0)
+        forward_em(sde, x, grids.uniform_states(sde, 10, 0.0), record_every=0)
     with pytest.raises(ValueError, match="n_steps must be >= 2"):
-        backward_em(sde, lambda x, t: x, x, n_steps=1)
+        grids.uniform_evaluations(sde, 1)
     with pytest.raises(ValueError, match=r"t_end must lie in \(0, T\)"):
-        backward_em(sde, lambda x, t: x, x, t_end=1.0)
+        grids.uniform_evaluations(sde, 10, 1.0)
     with pytest.raises(ValueError, match="t_end must be > 0"):
         grids.uniform_evaluations(sde, 10, 0.0)
     with pytest.raises(ValueError, match="score must be a tensor of the shape of x"):
-        backward_em(sde, lambda x, t: x[:, 0], x, n_steps=5)
+        backward_em(sde, lambda x, t: x[:, 0], x, grids.uniform_evaluations(sde, 5))
     with pytest.raises(ValueError, match="score must be a callable"):
         backward_em(sde, torch.zeros(4, 2), x)
     with pytest.raises(ValueError, match=r"x0 must be a floating tensor of shape \(B, ...\)"):
-        forward_em(sde, torch.zeros(4, 2, dtype=torch.int64), 10)
+        forward_em(sde, torch.zeros(4, 2, dtype=torch.int64), grids.uniform_states(sde, 10, 0.0))
 
 
 def test_non_finite_during_forward_run(monkeypatch):
     monkeypatch.setattr(_random, "standard_normal", FakeNoise(fail_on=3))
     with pytest.raises(NonFiniteError, match=r"forward_em: x became non-finite at step 3 of 10 \(t = 0.3\)"):
-        forward_em(vp(), torch.zeros(5), 10)
+        forward_em(vp(), torch.zeros(5), grids.uniform_states(vp(), 10, 0.0))
 
 
 def test_non_finite_during_backward_run():
@@ -198,7 +222,7 @@ def test_non_finite_during_backward_run():
         return torch.where(t[:, None] < 0.5, torch.full_like(x, float("nan")), -x)
 
     with pytest.raises(NonFiniteError, match=r"backward_solve\(euler\): x became non-finite at step 7 of 10 \(t = 0.3\)"):
-        backward_em(vp(), score, torch.zeros(5, 2), n_steps=10, generator=make_generator(0), t_end=0.1)
+        backward_em(vp(), score, torch.zeros(5, 2), grids.uniform_evaluations(vp(), 10, 0.1), make_generator(0))
     assert issubclass(NonFiniteError, ValueError)
 
 
@@ -217,7 +241,7 @@ def test_forward_em_moments_match_kernel(c):
     """
     sde, n, n_steps, m0, var0 = interpolating(c, sigma=10.0), N_STAT, 1000, 1.0, 0.25
     x0 = m0 + math.sqrt(var0) * torch.randn(n, generator=make_generator(11), dtype=torch.float64)
-    run = forward_em(sde, x0, n_steps, make_generator(12), observe=lambda x: {"mean": x.mean(), "var": x.var()},
+    run = forward_em(sde, x0, grids.uniform_states(sde, n_steps, 0.0), make_generator(12), observe=lambda x, t: {"mean": x.mean(), "var": x.var()},
                      record_every=250)
     torch.testing.assert_close(run.t, torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64))
     dt, m, v, em = 1.0 / n_steps, m0, var0, {0: (m0, var0)}
@@ -258,7 +282,7 @@ def test_backward_em_with_exact_score_regenerates_gaussian_target(name):
     separately with the exact recursion), mean within 5 sigma of 0."""
     sde, s0, n = SCHEMES[name], 0.8, N_STAT
     x_T = sde.prior_sample((n,), make_generator(21), dtype=torch.float64)
-    x = backward_em(sde, _gauss_score(sde, s0), x_T, n_steps=1000, generator=make_generator(22)).x
+    x = backward_em(sde, _gauss_score(sde, s0), x_T, generator=make_generator(22)).x
     var = s0**2
     assert abs(float(x.mean())) <= 5 * math.sqrt(var / n)
     assert abs(float(x.var()) - var) <= 5 * var * math.sqrt(2 / (n - 1)) + 0.005 * var
@@ -276,7 +300,7 @@ def test_probability_flow_maps_marginal_at_T_to_target(name):
     sde, s0, n = SCHEMES[name], 0.8, N_STAT
     x0 = s0 * torch.randn(n, generator=make_generator(31), dtype=torch.float64)
     x_T, _ = sde.sample_marginal(x0, sde.T, make_generator(32))
-    out = backward_em(sde, _gauss_score(sde, s0), x_T, n_steps=1000, probability_flow=True)
+    out = backward_em(sde, _gauss_score(sde, s0), x_T, probability_flow=True)
     v_T = s0**2 * float(sde.f(sde.T)) ** 2 + float(sde.xi(sde.T))
     np.testing.assert_allclose((out.x / x_T).numpy(), s0 / math.sqrt(v_T), rtol=0.01)
     var = s0**2
@@ -312,7 +336,7 @@ def test_forward_marginals_records_at_the_given_times():
     sde = vp(10.0)
     x0 = torch.ones(4000, 2, dtype=torch.float64)
     run = forward_marginals(sde, x0, [0.0, 0.5, 1.0], make_generator(3),
-                            observe=lambda x: {"mean": x.mean(), "var": x.var()})
+                            observe=lambda x, t: {"mean": x.mean(), "var": x.var()})
     torch.testing.assert_close(run.t, torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64))
     for j, t in enumerate((0.0, 0.5, 1.0)):
         f, xi = float(sde.f(t)), float(sde.xi(t))

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lib.core.random import make_generator
+from lib.diffusion import grids
 from lib.diffusion.sde import interpolating, ve, vp
 from lib.diffusion.solvers import backward_em, backward_em_variance
 
@@ -23,14 +24,17 @@ def _score(sde):
 
 
 
+@pytest.mark.parametrize("spacing", ["uniform-evaluations", "karras"])
 @pytest.mark.parametrize("name", SCHEMES)
-def test_probability_flow_recursion_is_exact(name):
-    """Without noise the sampler is a deterministic linear map: x_end^2 / x_T^2 equals the recursion exactly."""
+def test_probability_flow_recursion_is_exact(name, spacing):
+    """Without noise the sampler is a deterministic linear map: x_end^2 / x_T^2 equals the recursion exactly, on the
+    authors' grid and on any other (the recursion reads the same grid)."""
     sde = SCHEMES[name]
+    grid = grids.build(sde, spacing, 200, 1e-3)
     x_T = torch.tensor([1.3, -0.4], dtype=torch.float64)
-    run = backward_em(sde, _score(sde), x_T, n_steps=200, probability_flow=True, record_every=1,
-                      observe=lambda x: {"x": x})
-    t, V = backward_em_variance(sde, _precision(sde), 1.0, n_steps=200, probability_flow=True)
+    run = backward_em(sde, _score(sde), x_T, grid, probability_flow=True, record_every=1,
+                      observe=lambda x, t: {"x": x})
+    t, V = backward_em_variance(sde, _precision(sde), 1.0, grid, probability_flow=True)
     torch.testing.assert_close(t, run.t)
     torch.testing.assert_close(run.records["x"] ** 2 / x_T**2, V[:, None].expand(-1, 2), rtol=1e-12, atol=0.0)
 
@@ -42,9 +46,10 @@ def test_recursion_matches_monte_carlo(name, noise_last):
     5 statistical sigma of the recursion (the sampler's discretisation bias is part of both)."""
     sde, n = SCHEMES[name], 40_000
     x_T = sde.prior_sample((n,), make_generator(3), dtype=torch.float64)
-    run = backward_em(sde, _score(sde), x_T, n_steps=100, generator=make_generator(4), noise_last=noise_last,
-                      record_every=25, observe=lambda x: {"m2": (x**2).mean(), "m4": (x**4).mean()})
-    t, V = backward_em_variance(sde, _precision(sde), sde.prior_std() ** 2, n_steps=100, noise_last=noise_last)
+    run = backward_em(sde, _score(sde), x_T, grids.uniform_evaluations(sde, 100), make_generator(4), noise_last=noise_last,
+                      record_every=25, observe=lambda x, t: {"m2": (x**2).mean(), "m4": (x**4).mean()})
+    t, V = backward_em_variance(sde, _precision(sde), sde.prior_std() ** 2, grids.uniform_evaluations(sde, 100),
+                                noise_last=noise_last)
     idx = [torch.argmin((t - tr).abs()).item() for tr in run.t]
     torch.testing.assert_close(t[idx], run.t)
     err = ((run.records["m4"] - run.records["m2"] ** 2) / n).sqrt()
@@ -58,7 +63,7 @@ def test_recursion_converges_to_the_forward_variance():
     v = lambda t: V0 * sde.f(t) ** 2 + sde.xi(t)
     devs = []
     for n in (500, 5000):
-        t, V = backward_em_variance(sde, _precision(sde), float(v(1.0)), n_steps=n)
+        t, V = backward_em_variance(sde, _precision(sde), float(v(1.0)), grids.uniform_evaluations(sde, n))
         devs.append(float((V - v(t.clamp(0.0, 1.0))).abs().max()))
     assert devs[1] < 0.01
     assert 5 < devs[0] / devs[1] < 20
@@ -77,7 +82,6 @@ def test_bad_input():
 
 
 # ----------------------------------------------------------------------------- stochastic Heun
-from lib.diffusion import grids  # noqa: E402
 from lib.diffusion.solvers import backward_heun_variance, backward_solve  # noqa: E402
 
 
@@ -88,7 +92,7 @@ def test_heun_probability_flow_recursion_is_exact(name):
     grid = grids.karras(sde, 30, 1e-4)
     x_T = torch.tensor([1.3, -0.4], dtype=torch.float64)
     run = backward_solve(sde, _score(sde), x_T, grid, method="heun", probability_flow=True, record_every=1,
-                         observe=lambda x: {"x": x})
+                         observe=lambda x, t: {"x": x})
     V = backward_heun_variance(sde, _precision(sde), 1.0, grid, probability_flow=True)
     torch.testing.assert_close(run.records["x"] ** 2 / x_T**2, V[:, None].expand(-1, 2), rtol=1e-12, atol=0.0)
 
@@ -101,7 +105,7 @@ def test_heun_recursion_matches_monte_carlo(name):
     grid = grids.karras(sde, 5, 1e-3)
     x_T = sde.prior_sample((n,), make_generator(5), dtype=torch.float64)
     run = backward_solve(sde, _score(sde), x_T, grid, method="heun", generator=make_generator(6), record_every=1,
-                         observe=lambda x: {"m2": (x**2).mean(), "m4": (x**4).mean()})
+                         observe=lambda x, t: {"m2": (x**2).mean(), "m4": (x**4).mean()})
     V = backward_heun_variance(sde, _precision(sde), sde.prior_std() ** 2, grid)
     err = ((run.records["m4"] - run.records["m2"] ** 2) / n).sqrt()
     assert bool(((run.records["m2"] - V).abs() <= 5 * err).all())

@@ -1,8 +1,9 @@
 """Integrators of the forward and backward processes of a :class:`lib.diffusion.sde.LinearDriftSDE`.
 
-Forward, on the grid :math:`t_k = kT/N`, :math:`\\Delta t = T/N` (:func:`forward_em`):
+Forward (:func:`forward_em`), up a :class:`lib.diffusion.grids.TimeGrid` read from its last time to :math:`T`
+(:math:`t_k = kT/N` for ``grids.uniform_states(sde, N, 0.0)``), :math:`\\Delta t_k = t_{k+1} - t_k`:
 
-.. math:: x_{k+1} = x_k + K(x_k, t_k)\\,\\Delta t + g(t_k)\\sqrt{\\Delta t}\\,z_k, \\qquad z_k \\sim \\mathcal N(0, 1).
+.. math:: x_{k+1} = x_k + K(x_k, t_k)\\,\\Delta t_k + g(t_k)\\sqrt{\\Delta t_k}\\,z_k, \\qquad z_k \\sim \\mathcal N(0, 1).
 
 Backward (:func:`backward_solve`), in :math:`\\tau = T - t` on a :class:`lib.diffusion.grids.TimeGrid`, step
 :math:`i` of size :math:`h_i` with the drift at :math:`t_i` (``grid.t_eval[i]``):
@@ -18,7 +19,8 @@ integrators (Heun, the Karras grid, :func:`probability_flow_ivp` with scipy's ad
 
 Score functions have the signature ``score(x, t) -> tensor like x`` with ``t`` a ``(B,)`` tensor of ``x``'s dtype.
 The solvers run under :func:`torch.no_grad` (a score that needs autograd must use :func:`torch.enable_grad`).
-Records go through the one recorder of :mod:`lib.core.recording`, at the times the grid gives.
+The fixed-step solvers take their times from a :class:`lib.diffusion.grids.TimeGrid`.  Records go through the one recorder of
+:mod:`lib.core.recording`: ``observe(x, t)`` receives each recorded state with its time on the grid.
 """
 from __future__ import annotations
 
@@ -66,6 +68,12 @@ def _check_start(x: torch.Tensor, name: str) -> None:
     require_batch(x, name, finite=True)
 
 
+def _check_grid(grid) -> None:
+    if not isinstance(grid, TimeGrid):
+        raise ValueError(f"grid must be a lib.diffusion.grids.TimeGrid (build it with lib.diffusion.grids), "
+                         f"got {type(grid).__name__}")
+
+
 def _check_step(x: torch.Tensor, solver: str, step: int, n_steps: int, t: float, rec: Recorder | None = None,
                 x_prev: torch.Tensor | None = None) -> None:
     """Raise :class:`NonFiniteError` when ``x`` is not finite; it carries the run up to the previous step
@@ -79,25 +87,29 @@ def _check_step(x: torch.Tensor, solver: str, step: int, n_steps: int, t: float,
 
 
 @torch.no_grad()
-def forward_em(sde: LinearDriftSDE, x0: torch.Tensor, n_steps: int, generator=None,
+def forward_em(sde: LinearDriftSDE, x0: torch.Tensor, grid: TimeGrid, generator=None,
                observe: Observe | None = None, record_every: int = 1) -> Trajectory:
-    """Integrate the forward SDE from ``x0`` at ``t = 0`` to ``t = T`` with ``n_steps`` Euler-Maruyama steps.
+    """Integrate the forward SDE from ``x0`` with Euler-Maruyama along the time grid ``grid``, read upwards.
 
-    ``observe(x) -> dict`` is recorded at ``t = 0``, after every ``record_every`` steps and at ``t = T``.
-    Derived in :doc:`/book/part1/forward_process`; the discretisation is that of
+    The run starts at the grid's last time ``grid.t[-1]`` (``t = 0`` for ``grids.uniform_states(sde, n, 0.0)``) and
+    steps through ``grid.t`` in reverse to ``grid.t[0] = T``, each step with the drift and ``g`` at the time where it
+    starts.  ``observe(x, t)`` is recorded at the start, after every ``record_every`` steps and at the end, at the
+    grid's times.  Derived in :doc:`/book/part1/forward_process`; the discretisation is that of
     :doc:`/book/part1/stochastic_quantisation` (eq. ``eq-sde-discrete``).
     """
     _check_start(x0, "x0")
-    n_steps, record_every = require_int(n_steps, "n_steps"), require_int(record_every, "record_every")
-    dt = sde.T / n_steps
+    _check_grid(grid)
+    record_every = require_int(record_every, "record_every")
+    times = grid.t.flip(0).tolist()
+    n_steps = len(times) - 1
     rec, x = Recorder(observe), x0
-    rec(x, 0.0)
+    rec(x, times[0])
     for k in range(n_steps):
-        t = k * dt
-        x_prev, x = x, em_step(x, sde.drift(x, t), expand_like(sde.g(t), x), dt, generator)
-        _check_step(x, "forward_em", k + 1, n_steps, t + dt, rec, x_prev)
+        t, t_next = times[k], times[k + 1]
+        x_prev, x = x, em_step(x, sde.drift(x, t), expand_like(sde.g(t), x), t_next - t, generator)
+        _check_step(x, "forward_em", k + 1, n_steps, t_next, rec, x_prev)
         if (k + 1) % record_every == 0 or k + 1 == n_steps:
-            rec(x, (k + 1) * dt)
+            rec(x, t_next)
     return _result(rec, x)
 
 
@@ -175,9 +187,7 @@ def backward_solve(sde: LinearDriftSDE, score: Callable, x_T: torch.Tensor, grid
         raise ValueError(f"score must be a callable score(x, t) -> tensor like x, got {type(score).__name__}")
     if method not in ("euler", "heun"):
         raise ValueError(f"method must be 'euler' or 'heun', got {method!r}")
-    if not isinstance(grid, TimeGrid):
-        raise ValueError(f"grid must be a lib.diffusion.grids.TimeGrid (build it with lib.diffusion.grids), "
-                         f"got {type(grid).__name__}")
+    _check_grid(grid)
     record_every = require_int(record_every, "record_every")
     t_state, t_eval, h_step = grid.t.tolist(), grid.t_eval.tolist(), grid.h.tolist()
     if method == "heun" and t_eval != t_state[:-1]:
@@ -205,53 +215,55 @@ def backward_solve(sde: LinearDriftSDE, score: Callable, x_T: torch.Tensor, grid
     return _result(rec, x)
 
 
-def backward_em(sde: LinearDriftSDE, score: Callable, x_T: torch.Tensor, n_steps: int = 1000, generator=None,
-                t_end: float = 1e-3, noise_last: bool = False, probability_flow: bool = False,
-                observe: Observe | None = None, record_every: int = 1) -> Trajectory:
-    """The authors' sampler: :func:`backward_solve` with Euler-Maruyama on
-    :func:`lib.diffusion.grids.uniform_evaluations` (``n_steps`` points from ``T`` to ``t_end``), no noise on the
-    last step unless ``noise_last``.  Records at ``T`` and after the steps, at ``t_eval - dt``.
+def backward_em(sde: LinearDriftSDE, score: Callable, x_T: torch.Tensor, grid: TimeGrid | None = None, generator=None,
+                noise_last: bool = False, probability_flow: bool = False, observe: Observe | None = None,
+                record_every: int = 1) -> Trajectory:
+    """The authors' sampler: :func:`backward_solve` with Euler-Maruyama and no noise on the last step unless
+    ``noise_last``, on ``grid``; by default their grid, :func:`lib.diffusion.grids.uniform_evaluations` with 1000
+    steps to ``t_end = 1e-3`` (records at ``T`` and after the steps, at ``t_eval - dt``).
     """
-    grid = _grids.uniform_evaluations(sde, n_steps, t_end)
+    grid = _grids.uniform_evaluations(sde) if grid is None else grid
     return backward_solve(sde, score, x_T, grid, "euler", generator, probability_flow, noise_last, observe,
                           record_every)
 
 
-def backward_em_variance(sde: LinearDriftSDE, precision: Callable, var_T: float, n_steps: int = 1000,
-                         t_end: float = 1e-3, noise_last: bool = False, probability_flow: bool = False):
+def backward_em_variance(sde: LinearDriftSDE, precision: Callable, var_T: float, grid: TimeGrid | None = None,
+                         noise_last: bool = False, probability_flow: bool = False):
     """Exact variance of :func:`backward_em` for a linear score :math:`s(x, t) = -\\lambda(t)\\,x` (no sampling).
 
     Every step of the sampler is then linear, :math:`x \\leftarrow a\\,x + g\\sqrt{\\Delta t}\\,z` with
     :math:`a = 1 + [k(t)/2 - g^2(t)\\lambda(t)]\\Delta t` (:math:`g^2\\lambda/2` and no noise for the probability
     flow), so the second moment of the start, ``var_T``, obeys the recursion
-    :math:`V \\leftarrow a^2 V + g^2\\Delta t` (without the noise term on the last step unless ``noise_last``):
-    what :func:`backward_em` gives for infinitely many trajectories, on the same grid.  For a Gaussian target of
+    :math:`V \\leftarrow a^2 V + g^2\\Delta t` (without the noise term on the last step unless ``noise_last``), with
+    the step's drift time :math:`t` and size :math:`\\Delta t` from the grid: what :func:`backward_em` gives on the
+    same grid for infinitely many trajectories.  For a Gaussian target of
     variance :math:`v_0`, :math:`\\lambda = 1/(v_0 f^2 + \\Xi)`.  Derived in :doc:`/book/part2/gaussian_target`.
 
     Parameters
     ----------
     sde : LinearDriftSDE
     precision : callable
-        ``t -> lambda(t)``, called once with the float64 tensor of the grid times (:func:`lib.diffusion.grids.uniform_evaluations`); returns a
-        tensor of the same shape, so that the score is ``-lambda(t) x``.
+        ``t -> lambda(t)``, called once with the float64 tensor of the grid's evaluation times ``grid.t_eval``;
+        returns a tensor of the same shape, so that the score is ``-lambda(t) x``.
     var_T : float
         Second moment (variance, for a centred start) of ``x_T``; ``>= 0``.
-    n_steps, t_end, noise_last, probability_flow
-        As in :func:`backward_em`.
+    grid, noise_last, probability_flow
+        As in :func:`backward_em` (the default grid is the authors').
 
     Returns
     -------
     (t, V) : float64 tensors of length ``n_steps + 1``
-        The times of :func:`backward_em`'s records with ``record_every=1`` (``T``, then ``t - dt`` after each step)
-        and the variance there.
+        The states' times ``grid.t`` (those of :func:`backward_em`'s records with ``record_every=1``) and the
+        variance there.
     """
     if not callable(precision):
         raise ValueError(f"precision must be a callable t -> lambda(t), got {type(precision).__name__}")
     var_T = float(var_T)
     if not math.isfinite(var_T) or var_T < 0:
         raise ValueError(f"var_T must be a finite variance >= 0, got {var_T!r}")
-    tg = _grids.uniform_evaluations(sde, n_steps, t_end)
-    grid, dt = tg.t_eval, tg.h
+    tg = _grids.uniform_evaluations(sde) if grid is None else grid
+    _check_grid(tg)
+    grid, dt = tg.t_eval.to(torch.float64), tg.h.to(torch.float64)
     lam = torch.as_tensor(precision(grid), dtype=torch.float64)
     if lam.shape != grid.shape:
         raise ValueError(f"precision(t) must return a tensor of the shape of t {tuple(grid.shape)}, got {tuple(lam.shape)}")
@@ -305,8 +317,7 @@ def backward_heun_variance(sde: LinearDriftSDE, precision: Callable, var_T: floa
     """
     if not callable(precision):
         raise ValueError(f"precision must be a callable t -> lambda(t), got {type(precision).__name__}")
-    if not isinstance(grid, TimeGrid):
-        raise ValueError(f"grid must be a lib.diffusion.grids.TimeGrid, got {type(grid).__name__}")
+    _check_grid(grid)
     if grid.t_eval.tolist() != grid.t[:-1].tolist():
         raise ValueError("stochastic Heun needs a grid whose evaluation times are the states' times "
                          "(grids.uniform_states or grids.karras)")

@@ -230,7 +230,9 @@ class ArtefactCache:
         interrupted continues with the first missing batch, so ``compute(b)`` must depend only on ``b`` (seed each
         batch from ``b``).  A damaged batch file is computed again, and an unwritable cache computes every batch
         without saving it, each with a :class:`CacheWarning`.  Store the combined result with :meth:`save`, then
-        :meth:`clear_scratch`.
+        :meth:`clear_scratch`.  Safe against another process that makes the same batches and clears the scratch
+        directory meanwhile (two chapters run at once): a cleared directory is made again, a batch file that
+        vanished is computed.
         """
         try:
             scratch = self.scratch_dir(kind, params, code=code)
@@ -245,13 +247,16 @@ class ArtefactCache:
                 try:
                     out.append(torch.load(path, map_location="cpu", weights_only=True))
                     continue
+                except FileNotFoundError:  # cleared by another process since is_file(): compute it
+                    pass
                 except Exception as err:  # a damaged batch file: say so, recompute it
                     warnings.warn(f"unreadable batch file {path} ({type(err).__name__}); it is computed again",
                                   CacheWarning, stacklevel=2)
-                    path.unlink()
+                    path.unlink(missing_ok=True)
             data = dict(compute(b))
             if path is not None:
                 try:
+                    path.parent.mkdir(parents=True, exist_ok=True)  # another process may have cleared it
                     atomic_save(data, path)
                 except OSError as err:
                     warnings.warn(f"could not save batch {b} of {kind!r} ({err})", CacheWarning, stacklevel=2)

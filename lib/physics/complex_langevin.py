@@ -214,7 +214,8 @@ def complex_langevin(drift, z0: torch.Tensor, eps: float, n_steps: int, generato
     record_every : int
         Record spacing in steps (>= 1).
     observe : callable, optional
-        ``z -> dict[str, Tensor]``; default ``{"z": z}``.
+        ``(z, t) -> dict[str, Tensor]`` with the ``(B,)`` Langevin times ``t`` of the record
+        (:mod:`lib.core.recording`); default ``{"z": z}``.
     max_abs : float
         Runaway guard: :class:`RunawayError` (naming the step and the number of runaways) as soon as a
         trajectory has :math:`|\operatorname{Re} z|` or :math:`|\operatorname{Im} z|` above ``max_abs`` or a
@@ -239,7 +240,7 @@ def complex_langevin(drift, z0: torch.Tensor, eps: float, n_steps: int, generato
         k_ref = require_positive(k_ref, "k_ref")
     if scope not in ("trajectory", "global"):
         raise ValueError(f"scope must be 'trajectory' or 'global', got {scope!r}")
-    observe = observe or (lambda state: {"z": state})
+    observe = observe or (lambda state, t: {"z": state})
     if getattr(drift, "cl_expected_correct", True) is False:
         warnings.warn(
             f"{drift!r}: 3A^2 - B^2 <= 0, complex Langevin is not expected to converge to the correct result",
@@ -250,7 +251,7 @@ def complex_langevin(drift, z0: torch.Tensor, eps: float, n_steps: int, generato
 
     batch = z.shape[0]
     time = torch.zeros(batch, dtype=torch.float64, device=z.device)
-    rec = Recorder(lambda state: {**observe(state), _EPS: step_size.to(torch.float64)})
+    rec = Recorder(lambda state, t: {**observe(state, t), _EPS: step_size.to(torch.float64)})
     total = int(n_therm) + int(n_steps)
     K = K_fn(z)
     step_size = adaptive_step(K, eps, k_ref, scope)
@@ -348,7 +349,7 @@ def sample_xy(model, n_chains: int, n_records: int, eps: float = 1e-3, generator
         raise ValueError(f"z0 must have n_chains = {n_chains} trajectories on axis 0, got shape {tuple(z0.shape)}")
     run = complex_langevin(
         model, z0, eps, n_records * record_every, generator, imag_noise=imag_noise, k_ref=k_ref, scope=scope,
-        n_therm=n_therm, record_every=record_every, observe=lambda z: {"xy": torch.view_as_real(z).clone()},
+        n_therm=n_therm, record_every=record_every, observe=lambda z, t: {"xy": torch.view_as_real(z).clone()},
         max_abs=max_abs, progress=progress,
     )
     return CLSamples(xy=run.records["xy"], t=run.t, eps=run.eps, z=run.z)

@@ -191,8 +191,8 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
         Source of all randomness (None: torch's default generator).
     integrator : {"leapfrog", "omelyan"}
     observe : callable or None
-        ``phi -> dict[str, (B,) tensor]`` recorded after every ``record_every``-th measured
-        trajectory; None records :func:`default_observables`.
+        ``(phi, k) -> dict[str, (B,) tensor]`` recorded after every ``record_every``-th measured
+        trajectory ``k`` (:mod:`lib.core.recording`); None records :func:`default_observables`.
     record_every : int
         Record interval (>= 0; 0 records nothing).
     progress : bool
@@ -244,7 +244,7 @@ def hmc(params: Phi4Params, phi0: torch.Tensor, n_traj: int, step, n_steps: int,
     S = _action_of(phi, params)
     accepted = torch.zeros((n_traj, B), dtype=torch.bool, device=phi.device)
     dH_hist = torch.zeros((n_traj, B), dtype=phi.dtype, device=phi.device)
-    rec = Recorder((lambda x: default_observables(x, params, S)) if default else observe)
+    rec = Recorder((lambda x, t: default_observables(x, params, S)) if default else observe)
     kept, kept_traj = [], []
     long = dict(dtype=torch.int64, device=phi.device)
 

@@ -82,7 +82,8 @@ def langevin(
     record_every : int
         Record every this many production steps (>= 1).
     observe : callable, optional
-        ``x -> dict[str, Tensor]``, default ``{"x": x}``.
+        ``(x, t) -> dict[str, Tensor]`` with the Langevin time ``t`` of the record (:mod:`lib.core.recording`),
+        default ``{"x": x}``.
     progress : bool
         Show a tqdm progress bar.
 
@@ -110,7 +111,7 @@ def langevin(
         raise ValueError(f"x0 must be a real floating-point tensor, got {x0.dtype} (complex Langevin lives elsewhere)")
     if not bool(torch.isfinite(x0).all()):
         raise ValueError("x0 contains non-finite values (NaN or inf)")
-    observe = observe if observe is not None else (lambda x: {"x": x})
+    observe = observe if observe is not None else (lambda x, t: {"x": x})
 
     rec = Recorder(observe, clone=True)
 

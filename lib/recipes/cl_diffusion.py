@@ -14,7 +14,7 @@ import dataclasses
 import torch
 
 from lib.core.random import make_generator
-from lib.diffusion import nets, sde, solvers, training
+from lib.diffusion import grids, nets, sde, solvers, training
 from lib.infra.cache import ArtefactCache
 from lib.recipes import complex_langevin
 from lib.recipes.pipelines.trained_networks import NetworkRecipe, trained as _trained
@@ -104,7 +104,8 @@ def generated(name: str, scale: str, config: training.TrainConfig, n: int, seed:
         result = _trained(recipe, cache, device=device)
         g = make_generator(seed, device)
         u_T = SCHEME.prior_sample((n, 2), generator=g, device=device, dtype=torch.float32)
-        run = solvers.backward_em(SCHEME, nets.score_fn(result.sampling_model), u_T, n_steps=N_STEPS, generator=g)
+        run = solvers.backward_em(SCHEME, nets.score_fn(result.sampling_model), u_T, grids.uniform_evaluations(SCHEME, N_STEPS),
+                                  g)
         return {"xy": run.x.cpu() * torch.tensor(result.inputs["stretch"])}
 
     params = dict(network=recipe.key_params(), n=n, n_steps=N_STEPS, t_end=1e-3, noise_last=False, weights="ema",

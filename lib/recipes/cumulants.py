@@ -9,7 +9,7 @@ import torch
 
 from lib import stats
 from lib.core.random import make_generator
-from lib.diffusion import solvers
+from lib.diffusion import grids, solvers
 from lib.infra.cache import ArtefactCache
 
 __all__ = ["N_BATCHES", "Sizes", "sizes", "batch_moments", "forward_batch_moments", "nested_ensembles_at_T"]
@@ -36,9 +36,9 @@ def sizes(scale: str) -> Sizes:
     return Sizes(n_traj=100_000, n_steps=5_000, n0=12_500, n_rep=64)
 
 
-def batch_moments(x: torch.Tensor) -> dict:
+def batch_moments(x: torch.Tensor, t=None) -> dict:
     """Raw moments mu_0..mu_8 of each of :data:`N_BATCHES` batches of trajectories, ``(N_BATCHES, 9)``, in double
-    precision."""
+    precision (an observer of :mod:`lib.core.recording`; ``t``, the record's time, is not used)."""
     xb = x.reshape(N_BATCHES, -1).double()
     return {"mu": torch.stack([(xb**n).mean(dim=1) for n in range(9)], dim=1)}
 
@@ -52,7 +52,7 @@ def forward_batch_moments(sde, target, n_traj: int, n_steps: int, seed: int, dev
     def compute():
         g = make_generator(seed, device)
         x0 = target.sample((n_traj,), generator=g, dtype=torch.float32, device=device)
-        tr = solvers.forward_em(sde, x0, n_steps=n_steps, generator=g, observe=batch_moments,
+        tr = solvers.forward_em(sde, x0, grids.uniform_states(sde, n_steps, 0.0), g, observe=batch_moments,
                                 record_every=n_steps // 40)
         return {"t": tr.t, "mu": tr.records["mu"]}
 

@@ -10,15 +10,15 @@ from typing import NamedTuple
 import torch
 
 from lib.core.random import make_generator
-from lib.diffusion import solvers
+from lib.diffusion import grids, solvers
 from lib.infra.cache import ArtefactCache
 
 __all__ = ["STARTS", "Sizes", "sizes", "forward_run"]
 
 #: what a run starts from -> what it records
 STARTS = {
-    "two-peak": lambda x: {"mu2": (x**2).mean(), "mu4": (x**4).mean()},  # moments only
-    "x0 = 1": lambda x: {"x": x},  # the samples themselves
+    "two-peak": lambda x, t: {"mu2": (x**2).mean(), "mu4": (x**4).mean()},  # moments only
+    "x0 = 1": lambda x, t: {"x": x},  # the samples themselves
 }
 
 
@@ -53,7 +53,8 @@ def forward_run(sde, target, start: str, n: int, n_steps: int, record_every: int
             x0 = target.sample((n,), generator=g, device=device)
         else:
             x0 = torch.ones(n, dtype=torch.float64, device=device)
-        tr = solvers.forward_em(sde, x0, n_steps=n_steps, generator=g, observe=STARTS[start], record_every=record_every)
+        tr = solvers.forward_em(sde, x0, grids.uniform_states(sde, n_steps, 0.0), g, observe=STARTS[start],
+                                record_every=record_every)
         return {"t": tr.t, **tr.records}
 
     params = dict(target=target, sde=sde, start=start, n=n, n_steps=n_steps, record_every=record_every, seed=seed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from lib.core.random import make_generator
-from lib.diffusion import solvers
+from lib.diffusion import grids, solvers
 from lib.infra.cache import ArtefactCache
 
 __all__ = ["forward_variance", "backward_variance", "second_moments", "backward_second_moments"]
@@ -26,8 +26,9 @@ def backward_variance(sde, t, var_start: float, v0: float):
     return forward_variance(sde, t, v0) + (var_start - forward_variance(sde, sde.T, v0)) * F**2
 
 
-def second_moments(x: torch.Tensor) -> dict:
-    """``mu2`` and ``mu4`` of a batch (double precision): the records of :func:`backward_second_moments`."""
+def second_moments(x: torch.Tensor, t=None) -> dict:
+    """``mu2`` and ``mu4`` of a batch (double precision): the records of :func:`backward_second_moments` (an observer
+    of :mod:`lib.core.recording`; ``t``, the record's time, is not used)."""
     x = x.double()
     return {"mu2": (x**2).mean(), "mu4": (x**4).mean()}
 
@@ -42,7 +43,7 @@ def backward_second_moments(sde, v0: float, n_traj: int, n_steps: int, seed: int
         g = make_generator(seed, device)
         xT = sde.prior_sample((n_traj,), generator=g, device=device, dtype=torch.float32)
         score = lambda x, t: -x / forward_variance(sde, t[:1], v0)  # noqa: E731
-        run = solvers.backward_em(sde, score, xT, n_steps=n_steps, generator=g, observe=second_moments,
+        run = solvers.backward_em(sde, score, xT, grids.uniform_evaluations(sde, n_steps), g, observe=second_moments,
                                   record_every=record_every)
         return {"t": run.t, **run.records}
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import torch
 
 from lib.core.random import make_generator
-from lib.diffusion import solvers
+from lib.diffusion import grids, solvers
 from lib.infra.cache import ArtefactCache
 from lib.recipes.pipelines.toy_dm import moment_records
 
@@ -49,7 +49,7 @@ def exact_score_backward(sde, target, start: str, n: int, seed: int, device="cpu
             xT = sde.sample_marginal(target.sample((n,), generator=g, device=device), sde.T, g)[0]
         else:
             xT = sde.prior_sample((n,), generator=g, device=device, dtype=torch.float64)
-        run = solvers.backward_em(sde, target.score_fn(sde), xT, n_steps=1000, generator=g, record_every=10,
+        run = solvers.backward_em(sde, target.score_fn(sde), xT, grids.uniform_evaluations(sde, 1000), g, record_every=10,
                                   observe=moment_records)
         return {"x": run.x, "t": run.t, "mu": run.records["mu"]}
 

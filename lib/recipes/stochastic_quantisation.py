@@ -53,7 +53,7 @@ def langevin_moments(action, eps: float, seed: int, size: Sizes, device="cpu",
             action.force, torch.zeros(size.n_chains, dtype=torch.float64, device=device), step=eps,
             n_steps=int(round(size.langevin_time / eps)), generator=make_generator(seed, device),
             n_therm=int(round(size.therm_time / eps)), record_every=max(1, int(round(size.record_time / eps))),
-            observe=lambda x: {name: x**n for name, n in ORDERS.items()},
+            observe=lambda x, t: {name: x**n for name, n in ORDERS.items()},
         )
         series = {name: run.records[name].cpu().numpy() for name in ORDERS}  # (records, chains)
         mean_err = np.array([stats.mean_error(series[name], layout="draws, chains") for name in ORDERS])

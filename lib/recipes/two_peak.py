@@ -76,8 +76,8 @@ def forward_moments(name: str, n: int, n_steps: int, seed: int, device="cpu",
 
     def compute():
         g = make_generator(seed, device)
-        run = solvers.forward_em(s, TARGET.sample((n,), generator=g, device=device), n_steps, generator=g,
-                                 observe=moment_records, record_every=10)
+        run = solvers.forward_em(s, TARGET.sample((n,), generator=g, device=device), grids.uniform_states(s, n_steps, 0.0),
+                                 g, observe=moment_records, record_every=10)
         return {"t": run.t, "mu": run.records["mu"]}
 
     params = dict(target=TARGET, sde=s, n=n, n_steps=n_steps, seed=seed)
@@ -97,7 +97,8 @@ def backward_moments(name: str, which: str, scale: str, n: int, n_steps: int, se
     def compute():
         g = make_generator(seed, device)
         x_T = s.prior_sample((n,), generator=g, device=device, dtype=torch.float64)
-        run = solvers.backward_em(s, score, x_T, n_steps=n_steps, generator=g, observe=moment_records, record_every=10)
+        run = solvers.backward_em(s, score, x_T, grids.uniform_evaluations(s, n_steps), g, observe=moment_records,
+                                  record_every=10)
         return {"x": run.x, "t": run.t, "mu": run.records["mu"]}
 
     params = dict(target=TARGET, sde=s, score=which, n=n, n_steps=n_steps, t_end=1e-3, seed=seed)

@@ -94,10 +94,14 @@ def sampling_grid(sde: _sde.LinearDriftSDE, spec: SampleSpec) -> grids.TimeGrid:
     return grids.build(sde, spec.spacing, spec.n_steps, spec.t_end)
 
 
-def _snapshot_steps(state_t: list, times: tuple, t_end: float) -> dict:
-    """Index of the recorded state closest to each forward time t; times at or below ``t_end`` map to the end."""
-    last = len(state_t) - 1
-    return {t: last if t <= t_end else int(np.argmin([abs(t - s) for s in state_t])) for t in times}
+def _snapshot_times(state_t: list, times: tuple, t_end: float) -> dict:
+    """The grid time of the state closest to each forward time of ``times`` (times at or below ``t_end`` map to the
+    last state) -> the snapshot times that state stands for."""
+    out: dict = {}
+    for t in times:
+        at = state_t[-1] if t <= t_end else state_t[int(np.argmin([abs(t - s) for s in state_t]))]
+        out.setdefault(at, []).append(t)
+    return out
 
 
 def _sample_batch(model_score, sde, norm: Normalisation, L: int, size: int, spec: SampleSpec,
@@ -105,19 +109,17 @@ def _sample_batch(model_score, sde, norm: Normalisation, L: int, size: int, spec
     """One batch of the backward process; everything returned is in physical units except the records."""
     x_T = sde.prior_sample((size, L, L), generator=generator, device=device, dtype=torch.float32)
     grid = sampling_grid(sde, spec)
-    snap_at = _snapshot_steps(grid.t.tolist(), spec.snapshot_times, spec.t_end) if keep_snapshots and spec.n_snapshots else {}
-    snaps, step = {}, [0]
+    snap_at = _snapshot_times(grid.t.tolist(), spec.snapshot_times, spec.t_end) if keep_snapshots and spec.n_snapshots else {}
+    snaps = {}
     n_keep = min(spec.n_snapshots, size)
 
-    def observe(x):
-        for t_snap, i in snap_at.items():
-            if i == step[0]:
-                snaps[t_snap] = norm.inverse(x[:n_keep].to(torch.float32)).cpu()
-        step[0] += 1
+    def observe(x, t):
+        for t_snap in snap_at.get(t, ()):
+            snaps[t_snap] = norm.inverse(x[:n_keep].to(torch.float32)).cpu()
         return observables.pooled_power_records(x, MOMENT_ORDER)
 
-    # The recorder is called at T and after every step (record_every = 1) so that snapshots can be taken at any
-    # step; records are thinned to every spec.record_every steps below.
+    # The recorder is called at T and after every step (record_every = 1), with the state's time on the grid, so
+    # that snapshots can be taken at any of its times; records are thinned to every spec.record_every steps below.
     traj = solvers.backward_solve(sde, model_score, x_T, grid, "euler" if spec.method == "em" else "heun", generator,
                                   noise_last=spec.method != "em", observe=observe, record_every=1)
     keep = [0] + [i for i in range(1, len(traj.t)) if i % spec.record_every == 0 or i == len(traj.t) - 1]

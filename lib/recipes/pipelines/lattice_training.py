@@ -34,7 +34,7 @@ KIND_WEIGHTS = "phi4-dm-weights"
 NORMALISATIONS = ("maxabs", "minmax", "std")
 #: the forward processes a :class:`DMSpec` may name
 PROCESSES = ("ve", "vp")
-#: what the network's score is built on: nothing, or the Gaussian score of the training data's propagator
+#: what the network's score is built on (nothing, or the Gaussian score of the training data's propagator)
 BASES = ("none", "gaussian")
 
 

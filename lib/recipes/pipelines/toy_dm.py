@@ -68,6 +68,7 @@ def trained(spec: MixtureNetSpec, cache: ArtefactCache | None = None, device="cp
     return _trained(network(spec), cache, device=device, progress=progress)
 
 
-def moment_records(x: torch.Tensor) -> dict:
-    """``{"mu": <x^n>, n = 1..8}`` of a batch of samples (the records of the one-dimensional runs)."""
+def moment_records(x: torch.Tensor, t=None) -> dict:
+    """``{"mu": <x^n>, n = 1..8}`` of a batch of samples (the records of the one-dimensional runs; an observer of
+    :mod:`lib.core.recording`, ``t`` the record's time, not used)."""
     return {"mu": torch.stack([x.pow(n).mean() for n in range(1, 9)])}
