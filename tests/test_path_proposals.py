@@ -24,7 +24,8 @@ DM = lattice_training.DMSpec((CHAIN,), NET, TRAIN, seed=3, normalisation="std")
 
 def test_path_specs_validate():
     for kwargs, match in (({"score": "exact"}, "score"), ({"kernel": "heun"}, "kernel"), ({"n_steps": 1}, "n_steps"),
-                          ({"xi_min": 0.0}, "xi_min"), ({"force_cut": -1.0}, "force_cut")):
+                          ({"xi_min": 0.0}, "xi_min"), ({"force_cut": -1.0}, "force_cut"),
+                          ({"zero_mode_components": 0}, "zero_mode_components")):
         with pytest.raises(ValueError, match=match):
             path_proposals.PathSpec(DM, 8, **kwargs)
     with pytest.raises(ValueError, match="dm must be a DMSpec"):
@@ -35,12 +36,13 @@ def test_path_specs_validate():
         specs = rp.book_specs(scale)
         assert specs["main"]["force"].dm.params.L == 32 and specs["main"]["force"].score == "force"
         assert specs["base"].base == "gaussian"
+        assert specs["main"]["k0.27 L=16 zero"].score == "zero-mode"
         assert set(rp.networks(scale)) >= {"k0.21 base", "k0.21 L=32"}
     with pytest.raises(ValueError, match="scale"):
         rp.book_specs("huge")
 
 
-@pytest.mark.parametrize("score", ["network", "gaussian", "force"])
+@pytest.mark.parametrize("score", ["network", "gaussian", "force", "zero-mode"])
 def test_path_proposals_are_cached_resume_and_make_an_exact_chain(tmp_path, monkeypatch, score):
     spec = path_proposals.PathSpec(DM, 10, score=score, n_steps=6, batch=4, seed=5)
     reference = path_proposals.proposals(spec, ArtefactCache(tmp_path / "a"))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib.infra.report import CheckFailed, Checks, ReproTable, TrainingRecords, format_value, parse_value
+from lib.infra.report import CheckFailed, Checks, ReproTable, TrainingRecords, format_value, parse_value, pull
 
 
 @pytest.mark.parametrize("text, value, error", [
@@ -257,3 +257,16 @@ def test_training_records_show_where_each_network_comes_from():
     assert "| a | store | 1,500 | 13.5 min | 541.3 ms | 0.25 | Some CPU, 1 thread | 2.13.0 | 2026-12-07 |" in text
     assert table.total_seconds == pytest.approx(1624.0)
     assert "<table" in table._repr_html_() and "Some CPU" in table._repr_html_()
+
+
+def test_pull_in_combined_standard_errors():
+    assert pull((1.3, 0.3), (0.9, 0.4)) == pytest.approx(0.8)
+    assert pull((1.0, 0.5), 2.0) == pytest.approx(-2.0)  # an exact reference has no error
+    assert pull((1.0, 0.5), (2.0, None)) == pytest.approx(-2.0)
+    assert pull((np.float64(3.0), torch.tensor(1.0)), (0.0, 0.0)) == pytest.approx(3.0)
+    for ours, ref, match in (((1.0, 0.0), 1.0, "combined error"), ((1.0, -0.1), 1.0, "error >= 0"),
+                             ((math.nan, 0.1), 1.0, "finite"), ((1.0, 0.1, 2.0), 1.0, "pair")):
+        with pytest.raises(ValueError, match=match):
+            pull(ours, ref)
+    with pytest.raises(TypeError, match="reference must be a number"):
+        pull((1.0, 0.1), "x")

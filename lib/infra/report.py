@@ -19,7 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 import torch
 
-__all__ = ["parse_value", "format_value", "split_complex", "split_complex_errors", "ReproTable", "Checks", "CheckFailed",
+__all__ = ["parse_value", "format_value", "pull", "split_complex", "split_complex_errors", "ReproTable", "Checks", "CheckFailed",
            "SOURCES", "TrainingRecords"]
 
 #: where a table row comes from
@@ -112,6 +112,31 @@ def format_value(value, error=None, digits: int = 4) -> str:
     if exp < -4 or exp >= 6:
         return f"{_with_error(value / 10**exp, float(Decimal(repr(float(err))).scaleb(-exp)))}e{exp}"
     return _with_error(value, float(err))
+
+
+def pull(ours, reference) -> float:
+    r"""The deviation of ``ours`` from ``reference`` in combined standard errors,
+    :math:`(a - b)/\sqrt{\sigma_a^2 + \sigma_b^2}`; each is a ``(value, error)`` pair, or a number for an exact
+    reference (error 0).  Raises ``ValueError`` when the combined error is zero or either value is not finite,
+    ``TypeError`` when one is not a number."""
+    (a, ea), (b, eb) = (_pair(x, name) for x, name in ((ours, "ours"), (reference, "reference")))
+    err = math.hypot(ea, eb)
+    if not err > 0 or not math.isfinite(err):
+        raise ValueError(f"pull: the combined error of {ours!r} and {reference!r} must be finite and positive")
+    return (a - b) / err
+
+
+def _pair(x, name: str) -> tuple[float, float]:
+    if isinstance(x, (tuple, list)):
+        if len(x) != 2:
+            raise ValueError(f"pull: {name} must be a (value, error) pair or a number, got {x!r}")
+        value = float(_as_number(x[0], name))
+        error = 0.0 if x[1] is None else float(_as_number(x[1], f"the error of {name}"))
+    else:
+        value, error = float(_as_number(x, name)), 0.0
+    if not (math.isfinite(value) and math.isfinite(error) and error >= 0):
+        raise ValueError(f"pull: {name} must have a finite value and a finite error >= 0, got {x!r}")
+    return value, error
 
 
 def split_complex(values) -> list:

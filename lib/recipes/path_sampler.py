@@ -22,10 +22,11 @@ __all__ = ["TRIAL_SEEDS", "FORCE", "critical_specs", "book_specs", "networks"]
 
 #: the seeds the trials used, recorded in tools/experiments/README.md; path proposals 31000 (exp_path_sampler.py)
 #: and 32001-32003 (the force score's p and c), the training of the Gaussian-base network 31100, the narrow Gaussian
-#: proposals 31001 (exp_narrow_proposal.py), fine-tuning on the path weight 32000-32012 (exp_path_finetune.py); the
-#: chapter uses none of them
+#: proposals 31001 (exp_narrow_proposal.py), fine-tuning on the path weight 32000-32012 (exp_path_finetune.py), the
+#: zero mode fitted to the data 33000-33001 with the HMC seed 33286 (exp_path_zero_mode.py); the chapter uses
+#: none of them
 TRIAL_SEEDS = {"paths": (31000, 32001, 32002, 32003), "training": (31100,), "narrow": (31001,),
-               "fine-tuning": tuple(range(32000, 32013))}
+               "fine-tuning": tuple(range(32000, 32013)), "zero mode": (33000, 33001, 33286)}
 #: p and c of the force score (lib.diffusion.force_score), chosen in a trial at kappa = 0.21, L = 32 on seed 32001
 #: among p = 2, 4, 8 and c = 0.5, 1, 2, 4 (acceptance 0.69 for p = 4, c = 1; tools/experiments/README.md)
 FORCE = {"force_power": 4.0, "force_cut": 1.0}
@@ -105,6 +106,7 @@ def book_specs(scale: str = "quick") -> dict:
     for L in crit_L:
         main[f"k0.27 L={L} free"] = PathSpec(k027[L], n_long, score="gaussian", seed=31210 + L)
         main[f"k0.27 L={L} force"] = PathSpec(k027[L], n_long, score="force", seed=31310 + L, **FORCE)
+        main[f"k0.27 L={L} zero"] = PathSpec(k027[L], n_long, score="zero-mode", seed=31510 + L)
     return {
         "dm": dm, "base": base, "k0.27": k027, "hmc": hmc, "main": main,
         "kernels": {"L": (8, 32), "n_steps": (50, 1000), "n_paths": 256 if not paper else 1024, "seed": 31220},

@@ -2,7 +2,8 @@ r"""Diffusion models as exact samplers on the papers' lattices: proposals on the
 
 The pipeline of :doc:`/book/part3/path_sampler`.  A lattice diffusion model
 (:class:`~lib.recipes.pipelines.lattice_training.DMSpec`), or no network at all (the Gaussian score of the training
-data's measured propagator, the free-field baseline), proposes configurations with the stochastic backward process
+data's measured propagator, the free-field baseline, with or without the exact force at small noise or a zero mode
+fitted to the data), proposes configurations with the stochastic backward process
 of :mod:`lib.diffusion.path_sampler`; each proposal carries the exact log-density ratio of its path
 (:attr:`lib.diffusion.path_sampler.PathProposal.log_q`), so the independence Metropolis-Hastings chain of
 :func:`lib.recipes.pipelines.flow_proposals.corrected_chain` samples :math:`e^{-S}/Z` exactly with no Jacobian.
@@ -32,6 +33,7 @@ from lib.core.random import make_generator
 from lib.diffusion import path_sampler as ps
 from lib.diffusion.force_score import ForceScore
 from lib.diffusion.mode_gaussian import ModeGaussian, gaussian_score, mode_variance
+from lib.diffusion.zero_mode import ZeroModeMixture
 from lib.infra.cache import ArtefactCache
 from lib.physics import metropolis, observables, phi4
 from lib.recipes.pipelines.batched import cached_batches, draw_batches
@@ -43,7 +45,7 @@ __all__ = ["KIND_PATHS", "SCORES", "PathSpec", "data_mode_variance", "phi4_resid
 #: cache kind of the path proposals
 KIND_PATHS = "phi4-path-proposals"
 #: the scores a :class:`PathSpec` may propose with
-SCORES = ("network", "gaussian", "force")
+SCORES = ("network", "gaussian", "force", "zero-mode")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,9 @@ class PathSpec:
     # "network": the trained network of dm; "gaussian": no network, the Gaussian score of the propagator of dm's
     # normalised training data (lib.diffusion.mode_gaussian.gaussian_score); "force": no network, that Gaussian score
     # plus the exact non-Gaussian force at small noise (lib.diffusion.force_score.ForceScore with force_power and
-    # force_cut); dm's network is trained only for "network"
+    # force_cut); "zero-mode": no network, that Gaussian score with the zero mode of the symmetric Gaussian mixture
+    # of zero_mode_components components fitted to the data (lib.diffusion.zero_mode); dm's network is trained only
+    # for "network"
     score: str = "network"
     n_steps: int = 100  # steps of the backward process on lib.diffusion.path_sampler.geometric (>= 2)
     kernel: str = "posterior"  # lib.diffusion.path_sampler.KERNELS
@@ -64,11 +68,12 @@ class PathSpec:
     seed: int = 0  # seed of the batches' generators
     force_power: float = 4.0  # p of lib.diffusion.force_score (score "force" only)
     force_cut: float = 1.0  # c of lib.diffusion.force_score (score "force" only)
+    zero_mode_components: int = 3  # components of the zero mode's mixture (score "zero-mode" only)
 
     def __post_init__(self):
         if not isinstance(self.dm, DMSpec):
             raise ValueError(f"dm must be a DMSpec, got {type(self.dm).__name__}")
-        for name, lo in (("n_paths", 2), ("n_steps", 2), ("batch", 1), ("seed", 0)):
+        for name, lo in (("n_paths", 2), ("n_steps", 2), ("batch", 1), ("seed", 0), ("zero_mode_components", 1)):
             object.__setattr__(self, name, require_int(getattr(self, name), name, lo))
         if self.score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
@@ -112,6 +117,10 @@ def _score(spec: PathSpec, cache, device):
     if spec.score == "gaussian":
         v_dev = v.to(device)
         return (lambda y, t: gaussian_score(y, t, sde, v_dev)), norm, v
+    if spec.score == "zero-mode":
+        mixture = ZeroModeMixture.fit(norm.forward(x), spec.zero_mode_components)
+        v_dev = v.to(device)
+        return mixture.score_on(lambda y, t: gaussian_score(y, t, sde, v_dev), sde, v_dev), norm, v
     if spec.score == "force":
         model = ForceScore(sde, v, phi4_residual(spec.dm.params, norm, v), spec.force_power, spec.force_cut).to(device)
         return (lambda y, t: model(y, t)), norm, v
