@@ -76,8 +76,8 @@ def book_specs(scale: str = "quick") -> dict:
     ``"narrow"``
         widths and number of the Gaussian proposals of the untrustworthy chain (on the :math:`8 \times 8` data).
 
-    Quick (a CPU): 100 steps of the backward process; 2048 free-field paths and 1024 network paths at
-    :math:`L = 32`, 256 per point of the scans.  Paper (a GPU): the papers' :math:`L = 64` added to the scans,
+    Quick (a CPU): 100 steps of the backward process; 2048 free-field paths, 512 paths of the Gaussian-base network
+    and 256 of the DSM network at :math:`L = 32`, 256 per point of the scans.  Paper (a GPU): the papers' :math:`L = 64` added to the scans,
     :math:`10^4` paths per chain, 1024 per point of the scans.
     """
     if scale not in ("quick", "paper"):
@@ -101,7 +101,7 @@ def book_specs(scale: str = "quick") -> dict:
         "free": PathSpec(dm["k0.21"][32], n_long, score="gaussian", seed=31201),
         "force": PathSpec(dm["k0.21"][32], n_long, score="force", seed=31206, **FORCE),
         "dsm": PathSpec(dm["k0.21"][32], n_net if paper else n_net // 4, seed=31202),
-        "base": PathSpec(base, n_net, seed=31203),
+        "base": PathSpec(base, n_net if paper else n_net // 2, seed=31203),
     }
     for L in crit_L:
         main[f"k0.27 L={L} free"] = PathSpec(k027[L], n_long, score="gaussian", seed=31210 + L)
@@ -112,9 +112,9 @@ def book_specs(scale: str = "quick") -> dict:
         "kernels": {"L": (8, 32), "n_steps": (50, 1000), "n_paths": 256 if not paper else 1024, "seed": 31220},
         "scan": {"L": scan_L, "n_steps": (25, 100, 400), "n_paths": n_scan, "n_paths_network": n_scan // 2,
                  "seed": 31400, "force": FORCE},
-        # the full-Jacobian proposals with a seed of their own: not the exact-sampler chapter's artefact, which that
-        # chapter may be computing at the same time (two chapters making one batched artefact at once collide)
-        "exact_L8": {"full": dataclasses.replace(exact["main"], seed=31231),
+        # the full-Jacobian proposals of the exact-sampler chapter, the same artefact (whichever chapter runs first
+        # makes it; two chapters making it at once each finish it, ArtefactCache.batches)
+        "exact_L8": {"full": exact["main"],
                      "path": PathSpec(exact["k0.21"], exact["main"].n_proposals, seed=31230),
                      "hmc": exact["hmc"]["k0.21"]},
         "narrow": {"widths": (1.0, 0.9, 0.8, 0.7), "n": 4096 if not paper else 16384, "seed": 31240,
