@@ -28,7 +28,6 @@ from lib.physics.metropolis import independence_metropolis
 from lib.recipes import path_sampler as rps
 from lib.recipes.pipelines import lattice_training as lt
 from lib.recipes.pipelines import path_proposals as pp
-from lib.recipes.pipelines import phi4_ensembles as ens
 
 torch.set_num_threads(int(os.environ.get("NT", "1")))
 L, proposal, n_paths = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
