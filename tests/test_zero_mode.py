@@ -85,8 +85,10 @@ def test_bad_input():
         ZeroModeMixture.fit(torch.zeros(1, 4, 4))
     with pytest.raises(ValueError, match="vanishes"):
         ZeroModeMixture.fit(torch.zeros(5, 4, 4))
-    with pytest.raises(ValueError, match="components must be an int >= 1"):
+    with pytest.raises(ValueError, match="components must be an integer >= 1"):
         ZeroModeMixture.fit(torch.randn(5, 4, 4), components=0)
+    with pytest.raises(ValueError, match="iterations must be an integer >= 1"):
+        ZeroModeMixture.fit(torch.randn(5, 4, 4), iterations=0)
     mix = ZeroModeMixture((1.0,), (1.0,), (1.0,))
     score = mix.score_on(lambda x, t: -x, ve(), torch.ones(4, 4))
     with pytest.raises(ValueError, match=r"shape \(4, 4\)"):

@@ -1,18 +1,16 @@
-r"""The zero mode of a lattice field as a symmetric two-Gaussian mixture, and a score whose zero mode follows it.
+r"""The zero mode of a lattice field as a symmetric Gaussian mixture, and a score whose zero mode follows it.
 
 Near a critical point and in a broken phase the zero mode :math:`u = \sum_x y(x)/\sqrt V` (the :math:`p = 0`
 component of the unitary FFT, :math:`\sqrt V` times the magnetisation) is far from Gaussian: its Binder cumulant
 :math:`U = 1 - \langle u^4\rangle / 3\langle u^2\rangle^2` is positive.  A free-field score (:mod:`lib.diffusion.mode_gaussian`)
 draws it from a Gaussian all the same.  :class:`ZeroModeMixture` is the symmetric mixture
 
-.. math:: \tfrac12\,\mathcal N(+\mu, s^2) + \tfrac12\,\mathcal N(-\mu, s^2), \qquad
-          \mu^2 = \sqrt{(3 m_2^2 - m_4)/2}, \quad s^2 = m_2 - \mu^2,
+.. math:: \sum_k w_k \left[\tfrac12\,\mathcal N(+\mu_k, s_k^2) + \tfrac12\,\mathcal N(-\mu_k, s_k^2)\right],
 
-whose second and fourth moments are those of the data, :math:`m_2 = \langle u^2\rangle`, :math:`m_4 = \langle u^4\rangle`
-(so it has the data's Binder cumulant).  Along a forward process with signal :math:`f(t)` and noise :math:`\Xi(t)` it
-stays such a mixture, with means :math:`\pm\mu f` and variance :math:`c = s^2 f^2 + \Xi`, and its score is
-
-.. math:: s_0(u, t) = \frac{-u + \mu f \tanh(\mu f u / c)}{c}.
+fitted to the data's zero modes by maximum likelihood (:meth:`ZeroModeMixture.fit`, expectation-maximisation).  Along
+a forward process with signal :math:`f(t)` and noise :math:`\Xi(t)` it stays such a mixture, with means
+:math:`\pm\mu_k f` and variances :math:`c_k = s_k^2 f^2 + \Xi`, so its score is known in closed form
+(:meth:`ZeroModeMixture.score`; for one component :math:`s_0(u, t) = [-u + \mu f \tanh(\mu f u / c)]/c`).
 
 :meth:`ZeroModeMixture.score_on` puts it in place of the zero-mode component of any score on the lattice (the
 free-field or the force score), leaving every other mode as it was.  Used by :doc:`/book/part3/path_sampler`.
@@ -25,6 +23,7 @@ from typing import Callable
 
 import torch
 
+from lib.core.checks import require_int
 from lib.diffusion.sde import LinearDriftSDE
 
 __all__ = ["ZeroModeMixture"]
@@ -69,8 +68,7 @@ class ZeroModeMixture:
         if y.dim() < 2 or y.shape[0] < 2 or not y.is_floating_point() or not bool(torch.isfinite(y).all()):
             raise ValueError(f"y must be a finite floating batch of at least 2 configurations, got shape "
                              f"{tuple(y.shape)} and dtype {y.dtype}")
-        if isinstance(components, bool) or not isinstance(components, int) or components < 1:
-            raise ValueError(f"components must be an int >= 1, got {components!r}")
+        components, iterations = require_int(components, "components"), require_int(iterations, "iterations")
         u = _zero_mode(y.to(torch.float64), tuple(range(1, y.dim())))
         if float(u.abs().max()) == 0.0:
             raise ValueError("the zero mode of y vanishes in every configuration: no distribution to fit")
@@ -78,7 +76,7 @@ class ZeroModeMixture:
         mu = torch.quantile(a, torch.linspace(0.1, 0.9, components, dtype=torch.float64))
         s = torch.full_like(mu, float(a.std()) / components + 1e-3 * float(a.mean()))
         w = torch.full_like(mu, 1.0 / components)
-        for _ in range(int(iterations)):
+        for _ in range(iterations):
             # responsibilities of the 2K mirrored components for |u| (the mixture is symmetric: |u| suffices)
             m, sd = mu[:, None], s[:, None]
             logp = torch.stack([_log_normal(a, m, sd), _log_normal(a, -m, sd)], 0) + torch.log(0.5 * w)[:, None]

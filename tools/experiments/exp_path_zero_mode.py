@@ -1,10 +1,11 @@
 """Experiment (issue 31): a zero mode that is not Gaussian in the path-space sampler near the critical point.
 
 The free-field proposal draws the zero mode u = sum(y)/sqrt(V) (unitary FFT) from a Gaussian.  Near kappa_c the
-magnetisation is not Gaussian (U_L > 0).  Here the zero mode's score is that of the symmetric two-Gaussian mixture
-(1/2) N(+mu, s^2) + (1/2) N(-mu, s^2) whose second and fourth moments are the data's (mu^2 = sqrt((3 m2^2 - m4)/2),
-s^2 = m2 - mu^2): along the forward process s_0(u, t) = (-u + mu f tanh(mu f u / c)) / c, c = s^2 f^2 + Xi.  Every
-other mode keeps the free-field score; the kernel is the momentum-space posterior kernel of the data's propagator.
+magnetisation is not Gaussian (U_L > 0).  Here the zero mode's score is that of a symmetric Gaussian mixture fitted to
+the data (lib.diffusion.zero_mode.ZeroModeMixture, K components by maximum likelihood, K from the environment, 3 by
+default; the first runs of the README's table used a two-component mixture matched to <u^2> and <u^4>, code since
+replaced).  Every other mode keeps the free-field (or force) score; the kernel is the momentum-space posterior kernel
+of the data's propagator (PROPOSAL ending in "-k": its zero-mode variance the narrowest component's s^2).
 
 Usage: exp_path_zero_mode.py L PROPOSAL N_PATHS [SEED]   PROPOSAL: free | zero | force | force+zero
 An HMC ensemble at kappa = 0.27 (seed 33270 + L, 32 chains, 640 trajectories after 200) is the data.
