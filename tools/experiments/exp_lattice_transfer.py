@@ -29,7 +29,7 @@ for Lt, spec in specs["models"][phase].items():
     print(f"trained L_t={Lt} in {time.perf_counter() - t0:.0f} s", flush=True)
     for L in sorted({Lt, *lt.L_SAMPLE}):
         t0 = time.perf_counter()
-        g = dms.generate(spec, specs["samples"][phase][L], cache)
+        g = dms.generate(spec, specs["samples"][phase][Lt, L], cache)
         m = obs.magnetisation(g["configs"].double())
         s = obs.magnetisation_summary(m, L * L, generator=rng, block_length=1)
         r = obs.site_cumulant_ratios(g["configs"], generator=rng, symmetric=True)

@@ -30,7 +30,7 @@ dmt.trained_model(spec, cache)
 print(f"{sys.argv[1:]}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
 for L in sizes:
     t0 = time.perf_counter()
-    sample = dataclasses.replace(specs["samples"][phase][L], n_samples=min(256, specs["samples"][phase][L].n_samples))
+    sample = dataclasses.replace(specs["samples"][phase][Lt, L], n_samples=min(256, specs["samples"][phase][Lt, L].n_samples))
     g = dms.generate(spec, sample, cache)
     m = obs.magnetisation(g["configs"].double())
     s = obs.magnetisation_summary(m, L * L, generator=rng, block_length=1)
