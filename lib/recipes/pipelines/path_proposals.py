@@ -191,16 +191,18 @@ def weight_summary(props: dict) -> dict:
 
 
 def chain_site_ratios(phi: torch.Tensor, chain: metropolis.MHChain, generator: np.random.Generator,
-                      orders=(4, 6, 8), block_factor: float = 10.0):
+                      orders=(4, 6, 8), block_factor: float = 10.0, symmetric: bool = False):
     r"""The single-site ratios :math:`\kappa_n/\kappa_2^{n/2}` of the configurations along ``chain`` (``phi`` holds
     one configuration per proposal) with block-bootstrap errors
-    (:func:`lib.physics.observables.site_cumulant_ratios`), the blocks ``block_factor`` times longer than the
-    integrated autocorrelation time of the chain's :math:`\sum_x \phi(x)^2` and of its accept decisions."""
+    (:func:`lib.physics.observables.site_cumulant_ratios`, ``symmetric=True``: of the :math:`Z_2`-symmetrised
+    field, as Table T2), the blocks ``block_factor`` times longer than the integrated autocorrelation time of the
+    chain's :math:`\sum_x \phi(x)^2` and of its accept decisions."""
     along = phi[chain.index]
     tau = max(stats.tau_int(along.pow(2).mean(dim=(-2, -1)).numpy()).tau,
               stats.tau_int(chain.accepted.double().numpy()).tau, 0.5)
     n_blocks = max(2, int(along.shape[0] // math.ceil(block_factor * tau)))
-    return observables.site_cumulant_ratios(along, orders=orders, generator=generator, n_blocks=n_blocks)
+    return observables.site_cumulant_ratios(along, orders=orders, generator=generator, n_blocks=n_blocks,
+                                            symmetric=symmetric)
 
 
 def gaussian_kernel_check(variance: torch.Tensor, sde, n_steps: int, kernel: str, kernel_variance, n: int,
