@@ -23,10 +23,10 @@ __all__ = ["TRIAL_SEEDS", "FORCE", "critical_specs", "book_specs", "networks"]
 #: the seeds the trials used, recorded in tools/experiments/README.md; path proposals 31000 (exp_path_sampler.py)
 #: and 32001-32003 (the force score's p and c), the training of the Gaussian-base network 31100, the narrow Gaussian
 #: proposals 31001 (exp_narrow_proposal.py), fine-tuning on the path weight 32000-32012 (exp_path_finetune.py), the
-#: zero mode fitted to the data 33000-33001 with the HMC seed 33286 (exp_path_zero_mode.py), the zero mode in the
+#: zero mode fitted to the data 33000-33003 with the HMC seed 33286 (exp_path_zero_mode.py), the zero mode in the
 #: broken phase 34000-34003 (exp_path_broken.py); the chapter uses none of them
 TRIAL_SEEDS = {"paths": (31000, 32001, 32002, 32003), "training": (31100,), "narrow": (31001,),
-               "fine-tuning": tuple(range(32000, 32013)), "zero mode": (33000, 33001, 33286),
+               "fine-tuning": tuple(range(32000, 32013)), "zero mode": (33000, 33001, 33002, 33003, 33286),
                "broken zero mode": (34000, 34001, 34002, 34003)}
 #: p and c of the force score (lib.diffusion.force_score), chosen in a trial at kappa = 0.21, L = 32 on seed 32001
 #: among p = 2, 4, 8 and c = 0.5, 1, 2, 4 (acceptance 0.69 for p = 4, c = 1; tools/experiments/README.md)

@@ -9,7 +9,7 @@ of the data's propagator (PROPOSAL ending in "-k": its zero-mode variance the na
 
 Usage: exp_path_zero_mode.py L PROPOSAL N_PATHS [SEED]   PROPOSAL: free | zero | force | force+zero
 An HMC ensemble at kappa = 0.27 (seed 33270 + L, 32 chains, 640 trajectories after 200) is the data.
-Environment NT: torch threads (1).
+Environment NT: torch threads (1); K: mixture components (3); P, C: the force's power and cut (4, 1).
 """
 import dataclasses
 import math
@@ -50,7 +50,8 @@ if not proposal.startswith("force"):
     base = lambda yy, t: gaussian_score(yy, t, sde, v)  # noqa: E731
 else:
     from lib.diffusion.force_score import ForceScore
-    fs = ForceScore(sde, v, pp.phi4_residual(params, norm, v), **{"power": 4.0, "cut": 1.0})
+    fs = ForceScore(sde, v, pp.phi4_residual(params, norm, v), power=float(os.environ.get("P", "4")),
+                    cut=float(os.environ.get("C", "1")))
     base = lambda yy, t: fs(yy, t)  # noqa: E731
 score = zero.score_on(base, sde, v) if "zero" in proposal else base
 grid = ps.geometric(sde, 100, 1e-4)
