@@ -11,7 +11,9 @@ lib.recipes.phi4_diffusion (as the chapter path_sampler uses), the reference the
 authors' HMC run.
 
 Usage: exp_path_broken.py PROPOSAL N_PATHS [SEED]   PROPOSAL: free | zero | force+zero (optionally with -k)
-Environment NT: torch threads (1); K: mixture components (2); P, C: the force's power and cut (4, 1; the chapter's).
+Environment NT: torch threads (1); K: mixture components (2); P, C: the force's power and cut (4, 1; the chapter's);
+DM: "k0.4" (default) or "k1.0", the deep broken phase's equilibrium ensemble k1.0-cold (lib.recipes.deep_broken_phase,
+its model's DMSpec for the data and the normalisation).
 """
 import math
 import os
@@ -35,7 +37,11 @@ from lib.recipes.pipelines import path_proposals as pp
 torch.set_num_threads(int(os.environ.get("NT", "1")))
 proposal, n_paths = sys.argv[1], int(sys.argv[2])
 seed = int(sys.argv[3]) if len(sys.argv) > 3 else 34000
-dm = rps.book_specs("quick")["dm"]["k0.4"][32]
+if os.environ.get("DM", "k0.4") == "k1.0":
+    from lib.recipes import deep_broken_phase
+    dm = deep_broken_phase.book_specs("quick")["model"]
+else:
+    dm = rps.book_specs("quick")["dm"]["k0.4"][32]
 params = dm.params
 L, V = params.L, params.L ** 2
 x = lt.training_configs(dm)
@@ -78,6 +84,10 @@ for name, values in (("|M|", absm), ("<phi^2>", s2)):
     d = {"|M|": x.double().mean((-2, -1)).abs(), "<phi^2>": x.double().pow(2).mean((-2, -1))}[name]
     print(f"  {name}: chain {c:.4f}({ce:.4f})  raw {r:.4f}({re:.4f})  data {float(d.mean()):.4f}", flush=True)
 kept = phi[chain.index]
+chi_abs = {name: V * float(m.pow(2).mean() - m.abs().mean() ** 2)
+           for name, m in (("chain", kept.mean((-2, -1))), ("raw", phi.mean((-2, -1))),
+                           ("data", x.double().mean((-2, -1))))}
+print("  chi_|M| (no errors): " + ", ".join(f"{k} {v:.4f}" for k, v in chi_abs.items()), flush=True)
 ratios = obs.site_cumulant_ratios(kept, orders=(4, 6), symmetric=True, generator=np.random.default_rng(0),
                                   n_blocks=min(32, len(kept)))
 data_ratios = obs.site_cumulant_ratios(x.double(), orders=(4, 6), symmetric=True, generator=np.random.default_rng(0),

@@ -4,9 +4,11 @@ Usage: exp_path_finetune.py START KAPPA L N_OPT BATCH K LR [SEED]
   START  ``base`` (the stored Gaussian-base U-Net of path_sampler, kappa = 0.21, L = 32 only), ``dsm`` (the stored
          DSM network of path_sampler's dm[kappa][L]), ``zero`` (a Gaussian base with a fresh U-Net correction
          whose last layer is zero: the free field to start) or ``force`` (lib.diffusion.force_score.ForceScore,
-         p = 4, c = 1, with such a zero correction)
-Evaluates sd(log w), ESS/n, k-hat and the acceptance on 256 fresh paths (N = 100, posterior kernel) before and after,
-and every 50 steps.  Environment NT: torch threads (1).
+         p = 4, c = 1, with such a zero correction) or ``zeromode`` (``zero`` with the zero mode of the data, the
+         3-component mixture of lib.diffusion.zero_mode as in path_sampler's ``score="zero-mode"``)
+  KAPPA  ``k0.21``, ``k0.4`` or ``k0.27`` (the data of path_sampler's ``k0.27`` recipes: L = 16 at the quick scale)
+Evaluates sd(log w), ESS/n, k-hat and the acceptance on N_EVAL (256) fresh paths (N = 100, posterior kernel) before
+and after, and every 50 steps.  Environment NT: torch threads (1); N_EVAL.
 """
 import os
 import sys
@@ -30,19 +32,42 @@ start_kind, kappa, L = sys.argv[1], sys.argv[2], int(sys.argv[3])
 n_opt, batch, k, lr = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7])
 seed = int(sys.argv[8]) if len(sys.argv) > 8 else 32000
 specs = rp.book_specs("quick")
-dm = specs["base"] if start_kind == "base" else specs["dm"][kappa][L]
+if start_kind == "base":
+    dm = specs["base"]
+elif kappa == "k0.27":
+    dm = specs["k0.27"][L]
+else:
+    dm = specs["dm"][kappa][L]
+n_eval = int(os.environ.get("N_EVAL", "256"))
 sde = lt.forward_sde(dm)
 x = lt.training_configs(dm)
 norm = lt.normalisation(dm, x)
 v = pp.data_mode_variance(dm)
-if start_kind in ("zero", "force"):
+if start_kind in ("zero", "force", "zeromode"):
     net = lattice_nets.build_lattice_net(dm.net, sde, generator=make_generator(seed))
     last = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     torch.nn.init.zeros_(last.weight)
     if last.bias is not None:
         torch.nn.init.zeros_(last.bias)
-    model = GaussianBaseScore(net, sde, v) if start_kind == "zero" else ForceScore(
-        sde, v, pp.phi4_residual(dm.params, norm, v), 4.0, 1.0, correction=net)
+    if start_kind == "force":
+        model = ForceScore(sde, v, pp.phi4_residual(dm.params, norm, v), 4.0, 1.0, correction=net)
+    else:
+        model = GaussianBaseScore(net, sde, v)
+    if start_kind == "zeromode":
+        from lib.diffusion.zero_mode import ZeroModeMixture
+
+        class _ZeroModeScore(torch.nn.Module):
+            """The wrapped score with the zero mode of the data (its parameters: those of ``inner``)."""
+
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+                self.fn = ZeroModeMixture.fit(norm.forward(x).to(torch.float64), 3).score_on(inner, sde, v)
+
+            def forward(self, y, t):
+                return self.fn(y, t)
+
+        model = _ZeroModeScore(model)
 else:
     model = lt.trained_model(dm)[0].sampling_model
 params = dm.params
@@ -59,13 +84,13 @@ def evaluate(tag, eval_seed):
     model.eval()
     t0 = time.perf_counter()
     with torch.no_grad():
-        paths = ps.path_proposals(sde, lambda y, t: model(y.float(), t.float()).double(), grid, (L, L), 256,
+        paths = ps.path_proposals(sde, lambda y, t: model(y.float(), t.float()).double(), grid, (L, L), n_eval,
                                   make_generator(eval_seed), mode_variance=v, batch=64)
-    sec = (time.perf_counter() - t0) / 256
+    sec = (time.perf_counter() - t0) / n_eval
     log_w = -action(paths.x) - paths.log_q
     chain = independence_metropolis(paths.x, paths.log_q, action, make_generator(eval_seed + 1))
-    print(f"[{tag}] sd(log w) {float(log_w.std()):.3f}  ESS/n {stats.importance_ess(log_w) / 256:.3f}  "
-          f"k-hat {stats.pareto_k(log_w):.2f}  acceptance {chain.acceptance:.3f}  ({sec * 1e3:.0f} ms/path)", flush=True)
+    print(f"[{tag}] sd(log w) {float(log_w.std()):.3f}  ESS/n {stats.importance_ess(log_w) / n_eval:.3f}  "
+          f"k-hat {stats.pareto_k(log_w):.2f} (thr {stats.pareto_k_threshold(n_eval):.2f})  acceptance {chain.acceptance:.3f}  ({sec * 1e3:.0f} ms/path)", flush=True)
 
 
 evaluate("start", seed + 1)
