@@ -47,10 +47,11 @@ def book_specs(scale: str = "quick") -> dict:
         large = None
         # under, broken, critical: 1024, 768 and 1024 until December 2026, cut for the time of CI (the under-trained
         # raw proposals missed by 23-25 sigma, the broken chain tunnelled 43 times, the critical chain's tau_int(sign M)
-        # was 2.4 steps against HMC's 97(12) trajectories); main 1024 and n_scan 128 until December 2026, halved for
-        # the time of CI (the two growth checks passed by 0.63 and 0.76 against 3 sigma of 0.06 and 0.16; HMC had
-        # 3786 times the chain's effective samples of M^2 per second against the rule's 1)
-        n_steps, n_main, n_under, n_broken, n_scan, batch = 8, 512, 512, 512, 64, 64
+        # was 2.4 steps against HMC's 97(12) trajectories); n_scan 128 until December 2026, halved for the time of CI
+        # (the two growth checks passed by 0.63 and 0.76 against 3 sigma of 0.06 and 0.16).  main stays at 1024: with
+        # its first 512 proposals the path chapter's L = 8 path chain missed HMC's U_L by 3.5 sigma (0.25(7) against
+        # 0.019), which the 1024 pass
+        n_steps, n_main, n_under, n_broken, n_scan, batch = 8, 1024, 512, 512, 64, 64
         n_crit = 512
         scan_steps = (3, 4, 6, 12)
     else:
