@@ -8,7 +8,8 @@ Usage: exp_path_finetune.py START KAPPA L N_OPT BATCH K LR [SEED]
          3-component mixture of lib.diffusion.zero_mode as in path_sampler's ``score="zero-mode"``)
   KAPPA  ``k0.21``, ``k0.4`` or ``k0.27`` (the data of path_sampler's ``k0.27`` recipes: L = 16 at the quick scale)
 Evaluates sd(log w), ESS/n, k-hat and the acceptance on N_EVAL (256) fresh paths (N = 100, posterior kernel) before
-and after, and every 50 steps.  Environment NT: torch threads (1); N_EVAL.
+and after, and every EVAL_BLOCKS (1) blocks of 50 steps.  Environment NT: torch threads (1); N_EVAL; SAVE (a file for
+the model's state after every block, resumed from if it exists).
 """
 import os
 import sys
@@ -93,12 +94,24 @@ def evaluate(tag, eval_seed):
           f"k-hat {stats.pareto_k(log_w):.2f} (thr {stats.pareto_k_threshold(n_eval):.2f})  acceptance {chain.acceptance:.3f}  ({sec * 1e3:.0f} ms/path)", flush=True)
 
 
-evaluate("start", seed + 1)
+save = os.environ.get("SAVE")  # a file: the model's state after every block; an existing one is resumed
+done = 0
+if save and os.path.exists(save):
+    state = torch.load(save)
+    model.load_state_dict(state["model"])
+    done = state["blocks"]
+    print(f"resumed from {save} after {50 * done} steps", flush=True)
+else:
+    evaluate("start", seed + 1)
 config = PathTrainConfig(n_steps=50, batch=batch, transitions=k, lr=lr)
-g = make_generator(seed + 2)
-for block in range(n_opt // 50):
+every = int(os.environ.get("EVAL_BLOCKS", "1"))
+for block in range(done, n_opt // 50):
+    g = make_generator(seed + 2 + 1000 * block)  # one generator per block: a resumed run draws what it would have
     model.train()
     res = train_on_path_weight(model, sde, grid, action, (L, L), config, g, mode_variance=v)
     print(f"steps {50 * block + 1}-{50 * (block + 1)}: mean sd(log w) of the training paths "
           f"{float(res.sd_log_w.mean()):.3f}, {res.wall_time / 50:.2f} s/step", flush=True)
-    evaluate(f"after {50 * (block + 1)}", seed + 10 + block)
+    if save:
+        torch.save({"model": model.state_dict(), "blocks": block + 1}, save)
+    if (block + 1) % every == 0 or block + 1 == n_opt // 50:
+        evaluate(f"after {50 * (block + 1)}", seed + 10 + block)
