@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from lib.physics import phi4
-from lib.recipes import exact_sampler, lattice_transfer, phi4_diffusion, phi4_hmc
+from lib.recipes import deep_broken_phase, exact_sampler, lattice_transfer, phi4_diffusion, phi4_hmc
 from lib.recipes.pipelines import lattice_training as lt
 from lib.recipes.pipelines import phi4_ensembles as ens
 from lib.recipes.pipelines.path_proposals import PathSpec
@@ -24,10 +24,14 @@ __all__ = ["TRIAL_SEEDS", "FORCE", "critical_specs", "book_specs", "networks"]
 #: and 32001-32003 (the force score's p and c), the training of the Gaussian-base network 31100, the narrow Gaussian
 #: proposals 31001 (exp_narrow_proposal.py), fine-tuning on the path weight 32000-32012 (exp_path_finetune.py), the
 #: zero mode fitted to the data 33000-33003 with the HMC seed 33286 (exp_path_zero_mode.py), the zero mode in the
-#: broken phase 34000-34003 (exp_path_broken.py); the chapter uses none of them
+#: broken phase 34000-34003 and at kappa = 1.0 34100-34103 (exp_path_broken.py), training the zero-mode proposal on
+#: the path weight at kappa = 0.27 36000-36016 and 36100-36112 with 36102 + 1000 b for its blocks b < 12
+#: (exp_path_finetune.py); the chapter uses none of them
 TRIAL_SEEDS = {"paths": (31000, 32001, 32002, 32003), "training": (31100,), "narrow": (31001,),
                "fine-tuning": tuple(range(32000, 32013)), "zero mode": (33000, 33001, 33002, 33003, 33286),
-               "broken zero mode": (34000, 34001, 34002, 34003)}
+               "broken zero mode": (34000, 34001, 34002, 34003), "deep broken zero mode": (34100, 34101, 34102, 34103),
+               "zero-mode fine-tuning": tuple(range(36000, 36017)) + tuple(range(36100, 36113))
+               + tuple(36102 + 1000 * b for b in range(1, 12))}
 #: p and c of the force score (lib.diffusion.force_score), chosen in a trial at kappa = 0.21, L = 32 on seed 32001
 #: among p = 2, 4, 8 and c = 0.5, 1, 2, 4 (acceptance 0.69 for p = 4, c = 1; tools/experiments/README.md)
 FORCE = {"force_power": 4.0, "force_cut": 1.0}
@@ -63,7 +67,8 @@ def book_specs(scale: str = "quick") -> dict:
         used (the Gaussian score; no network is trained);
     ``"hmc"``
         the HMC ensembles the chains are compared with: ``"k0.21-L32"`` (the held-out independent configurations of
-        Table T5) and ``"k0.27"`` (``{L: ChainSpec}``, long runs near the critical point);
+        Table T5), ``"k0.27"`` (``{L: ChainSpec}``, long runs near the critical point) and ``"k1.0"`` (the
+        equilibrium ensemble of :doc:`/book/part3/deep_broken_phase`, also the data of ``main["k1.0 zero"]``);
     ``"kernels"``
         the Gaussian-target check: lattice sizes, steps and paths;
     ``"scan"``
@@ -92,7 +97,8 @@ def book_specs(scale: str = "quick") -> dict:
     crit_L = (16, 32) if paper else (16,)
     k027_hmc = {L: critical_specs(L, scale)[0] for L in crit_L}
     k027 = {L: critical_specs(L, scale)[1] for L in crit_L}
-    hmc = {"k0.21-L32": phi4_hmc.book_specs(scale)["k0.21-authors"], "k0.27": k027_hmc}
+    hmc = {"k0.21-L32": phi4_hmc.book_specs(scale)["k0.21-authors"], "k0.27": k027_hmc,
+           "k1.0": deep_broken_phase.book_specs(scale)["hmc"]}
     # quick scans: 128 paths per point, 64 with a network (256 and 128 until December 2026, halved for the time of CI;
     # the Euler-Maruyama/momentum-kernel acceptance gap at L = 32 was 0.40 against an error of 0.04)
     n_long, n_net, n_scan = (10240, 10240, 1024) if paper else (2048, 1024, 128)
@@ -114,6 +120,8 @@ def book_specs(scale: str = "quick") -> dict:
         main[f"k0.27 L={L} zero"] = PathSpec(k027[L], n_long, score="zero-mode", seed=31510 + L)
     # the broken phase: the free field with the zero mode of the data (its two vacua), L = 32
     main["k0.4 zero"] = PathSpec(dm["k0.4"][32], n_long, score="zero-mode", seed=31540)
+    # the deep broken phase, kappa = 1.0, L = 32: the same proposal on the equilibrium ensemble of deep_broken_phase
+    main["k1.0 zero"] = PathSpec(deep_broken_phase.book_specs(scale)["model"], n_long, score="zero-mode", seed=31550)
     return {
         "dm": dm, "base": base, "k0.27": k027, "hmc": hmc, "main": main,
         # 128 paths per kernel at the quick scale (256 until December 2026, halved for the time of CI: the table has one
