@@ -71,6 +71,57 @@ def test_path_proposals_are_cached_resume_and_make_an_exact_chain(tmp_path, monk
     assert summary["n"] == 10 and 0 < summary["ess_fraction"] <= 1 and summary["sd_log_w"] >= 0
 
 
+@pytest.mark.parametrize("score, mass", [("gaussian", "data"), ("zero-mode", "narrowest")])
+def test_annealed_proposals_are_cached_resume_and_keep_the_weight_of_the_base_target(tmp_path, monkeypatch, score,
+                                                                                      mass):
+    paths = path_proposals.PathSpec(DM, 10, score=score, n_steps=6, batch=4, seed=5)
+    spec = path_proposals.AnnealedSpec(paths, path_proposals.HMCLayers(3, 0.2), zero_mode_mass=mass, batch=4, seed=6)
+    cache = ArtefactCache(tmp_path / "a")
+    reference = path_proposals.annealed(spec, cache)
+    assert reference["phi"].shape == (10, 4, 4) and reference["layer_acceptance"].shape == (3, 3)
+    torch.testing.assert_close(reference["action"], phi4.action(reference["phi"], P))
+    raw = path_proposals.proposals(paths, cache)
+    assert float(reference["seconds_per_path"]) > float(raw["seconds_per_path"])
+    real, calls = path_proposals.annealing.annealed_layers, []
+
+    def crash_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("simulated interruption")
+        return real(*args, **kwargs)
+
+    other = ArtefactCache(tmp_path / "b")
+    monkeypatch.setattr(path_proposals.annealing, "annealed_layers", crash_second)
+    with pytest.raises(KeyboardInterrupt):
+        path_proposals.annealed(spec, other)
+    monkeypatch.setattr(path_proposals.annealing, "annealed_layers", real)
+    resumed = path_proposals.annealed(spec, other)
+    for name in ("phi", "log_q", "action"):
+        torch.testing.assert_close(resumed[name], reference[name])
+    # annealing from the target to itself (base = target) leaves each path's weight as it was
+    log_b, c = path_proposals.base_density(paths, cache, mass)
+    target = lambda phi: -phi4.action(phi, P, check=False)  # noqa: E731
+    same = path_proposals.annealing.annealed_layers(raw["phi"], raw["log_q"], target, target,
+                                                    path_proposals.HMCLayers(3, 0.2), make_generator(1), c)
+    torch.testing.assert_close(-phi4.action(same.x, P) - same.log_q, -raw["action"] - raw["log_q"])
+    assert tuple(log_b(raw["phi"]).shape) == (10,) and tuple(c.shape) == (4, 4)
+
+
+def test_annealed_specs_validate():
+    paths = path_proposals.PathSpec(DM, 8, score="gaussian")
+    layers = path_proposals.HMCLayers(2, 0.1)
+    with pytest.raises(ValueError, match="narrowest"):
+        path_proposals.AnnealedSpec(paths, layers, zero_mode_mass="narrowest")
+    with pytest.raises(ValueError, match="zero_mode_mass"):
+        path_proposals.AnnealedSpec(paths, layers, zero_mode_mass="wide")
+    with pytest.raises(ValueError, match="HMCLayers"):
+        path_proposals.AnnealedSpec(paths, (2, 0.1))
+    with pytest.raises(ValueError, match="PathSpec"):
+        path_proposals.AnnealedSpec(DM, layers)
+    with pytest.raises(ValueError, match="narrowest"):
+        path_proposals.base_density(paths, None, "narrowest")
+
+
 def test_the_path_density_is_that_of_the_field_in_its_own_units(tmp_path):
     """The pipeline's paths are those of lib.diffusion.path_sampler in the normalised variables y = phi / s, and their
     log q is that of y minus V log s (the Jacobian of phi = s y)."""

@@ -11,6 +11,9 @@ of :mod:`lib.diffusion.path_sampler`; each proposal carries the exact log-densit
 :class:`PathSpec` (cache kind ``"phi4-path-proposals"``)
     ``n_paths`` paths on the grid :func:`lib.diffusion.path_sampler.geometric`, made in batches that are saved as
     they finish (an interrupted run resumes with the next batch).
+:class:`AnnealedSpec` (cache kind ``"phi4-annealed-proposals"``)
+    those paths continued by annealed HMC layers from the density the proposal approximates to :math:`e^{-S}`
+    (:mod:`lib.diffusion.annealing`, a stochastic normalizing flow), with the weight of the extended path.
 
 Also :func:`weight_summary` (the spread of the path weights, Kish's effective sample size and the Pareto
 :math:`\hat k` of :func:`lib.stats.importance_ess` and :func:`lib.stats.pareto_k`), :func:`chain_site_ratios` (the single-site cumulant ratios of a
@@ -30,7 +33,8 @@ import torch
 from lib import stats
 from lib.core.checks import require_int, require_positive
 from lib.core.random import make_generator
-from lib.diffusion import path_sampler as ps
+from lib.diffusion import annealing, path_sampler as ps
+from lib.diffusion.annealing import HMCLayers
 from lib.diffusion.force_score import ForceScore
 from lib.diffusion.mode_gaussian import ModeGaussian, gaussian_score, mode_variance
 from lib.diffusion.zero_mode import ZeroModeMixture
@@ -39,11 +43,13 @@ from lib.physics import metropolis, observables, phi4
 from lib.recipes.pipelines.batched import cached_batches, draw_batches
 from lib.recipes.pipelines.lattice_training import DMSpec, forward_sde, normalisation, trained_model, training_configs
 
-__all__ = ["KIND_PATHS", "SCORES", "PathSpec", "data_mode_variance", "phi4_residual", "draw", "proposals", "weight_summary",
+__all__ = ["KIND_PATHS", "KIND_ANNEALED", "SCORES", "ZERO_MODE_MASSES", "PathSpec", "AnnealedSpec", "data_mode_variance",
+           "phi4_residual", "draw", "proposals", "base_density", "annealed", "weight_summary",
            "chain_site_ratios", "gaussian_kernel_check", "gaussian_proposals"]
 
-#: cache kind of the path proposals
+#: cache kinds of the path proposals and of the proposals moved by annealed layers
 KIND_PATHS = "phi4-path-proposals"
+KIND_ANNEALED = "phi4-annealed-proposals"
 #: the scores a :class:`PathSpec` may propose with
 SCORES = ("network", "gaussian", "force", "zero-mode")
 
@@ -176,6 +182,105 @@ def proposals(spec: PathSpec, cache: ArtefactCache | None = None, device=None) -
     cache = ArtefactCache() if cache is None else cache
     return cached_batches(cache, KIND_PATHS, {"paths": spec}, spec.seed, __name__,
                           lambda run_batches: draw(spec, cache, device, run_batches))
+
+
+#: what the annealed layers' momenta take as the zero mode's variance (:class:`AnnealedSpec`)
+ZERO_MODE_MASSES = ("data", "narrowest")
+
+
+@dataclass(frozen=True)
+class AnnealedSpec:
+    """Path proposals followed by annealed HMC layers (:mod:`lib.diffusion.annealing`), as an artefact
+    (:func:`annealed`); every field is part of the cache key."""
+
+    paths: PathSpec  # the proposals the layers start from (the same artefact as without layers)
+    layers: HMCLayers  # number, step, leapfrog steps and schedule of the layers
+    # the momenta's mass is the inverse of the data's propagator; "narrowest" (score "zero-mode" only) takes for the
+    # zero mode the variance of the narrowest peak of the fitted mixture instead of the data's <u^2>, which in a broken
+    # phase is the distance between the vacua, not the width of either
+    zero_mode_mass: str = "data"
+    batch: int = 256  # proposals per batch; each finished batch is saved, so a run resumes
+    seed: int = 0  # seed of the batches' generators (momenta, accept decisions)
+
+    def __post_init__(self):
+        if not isinstance(self.paths, PathSpec):
+            raise ValueError(f"paths must be a PathSpec, got {type(self.paths).__name__}")
+        if not isinstance(self.layers, HMCLayers):
+            raise ValueError(f"layers must be a lib.diffusion.annealing.HMCLayers, got {type(self.layers).__name__}")
+        if self.zero_mode_mass not in ZERO_MODE_MASSES:
+            raise ValueError(f"zero_mode_mass must be one of {ZERO_MODE_MASSES}, got {self.zero_mode_mass!r}")
+        if self.zero_mode_mass == "narrowest" and self.paths.score != "zero-mode":
+            raise ValueError("zero_mode_mass='narrowest' needs the zero-mode score (a fitted mixture)")
+        object.__setattr__(self, "batch", require_int(self.batch, "batch", 1))
+        object.__setattr__(self, "seed", require_int(self.seed, "seed", 0))
+
+
+def base_density(spec: PathSpec, cache: ArtefactCache | None = None, zero_mode_mass: str = "data"):
+    r"""``(log_b(phi), C)``: the log-density, up to a constant, that the proposals of ``spec`` approximate, and the
+    per-mode variance of the momenta's inverse mass, both in the units of the lattice action.
+
+    :math:`b` is the Gaussian of the data's propagator (:func:`data_mode_variance`) about the normalisation's shift;
+    with the ``"zero-mode"`` score its zero mode follows the fitted mixture instead.  Any :math:`b` leaves the annealed
+    weights exact (:mod:`lib.diffusion.annealing`); this one is where the layers start.
+    """
+    cache = ArtefactCache() if cache is None else cache
+    if zero_mode_mass not in ZERO_MODE_MASSES:
+        raise ValueError(f"zero_mode_mass must be one of {ZERO_MODE_MASSES}, got {zero_mode_mass!r}")
+    if zero_mode_mass == "narrowest" and spec.score != "zero-mode":
+        raise ValueError("zero_mode_mass='narrowest' needs the zero-mode score (a fitted mixture)")
+    x = training_configs(spec.dm, cache)
+    norm = normalisation(spec.dm, x)
+    v = data_mode_variance(spec.dm, cache)
+    mixture = ZeroModeMixture.fit(norm.forward(x), spec.zero_mode_components) if spec.score == "zero-mode" else None
+    dims, root_volume = (-2, -1), math.sqrt(spec.dm.params.L ** 2)
+
+    def log_b(phi):
+        y = (phi - norm.shift) / norm.scale
+        yp = torch.fft.fftn(y, dim=dims, norm="ortho")
+        quad = (yp.real ** 2 + yp.imag ** 2) / v.to(y.device)
+        if mixture is None:
+            return -0.5 * quad.sum(dims)
+        return -0.5 * (quad.sum(dims) - quad[:, 0, 0]) + mixture.log_prob(y.sum(dims) / root_volume)
+
+    c = v * norm.scale ** 2
+    if zero_mode_mass == "narrowest":
+        c = c.clone()
+        c[0, 0] = (min(mixture.s) * norm.scale) ** 2
+    return log_b, c
+
+
+def annealed(spec: AnnealedSpec, cache: ArtefactCache | None = None, device=None) -> dict:
+    r"""The path proposals of ``spec.paths`` (:func:`proposals`, cached) moved through ``spec.layers``
+    (:func:`lib.diffusion.annealing.annealed_layers`, target :math:`e^{-S}`, base :func:`base_density`); cached
+    under kind ``"phi4-annealed-proposals"``, in batches saved as they finish.
+
+    Returns the fields of :func:`proposals` for the moved configurations (``log_q`` includes the layers, so
+    :func:`lib.recipes.pipelines.flow_proposals.corrected_chain` and :func:`weight_summary` take the dict as they
+    are), ``layer_acceptance`` ``(n_batches, n_layers)`` and ``seconds_per_path``: the path's wall time plus the
+    layers' (``seconds_layers_per_path``).
+    """
+    cache = ArtefactCache() if cache is None else cache
+    device = torch.device("cpu" if device is None else device)
+    props = proposals(spec.paths, cache, device)
+    log_b, c = base_density(spec.paths, cache, spec.zero_mode_mass)
+    params = spec.paths.dm.params
+
+    def draw(run_batches):
+        def one_batch(b, size, seed):
+            lo = b * spec.batch
+            out = annealing.annealed_layers(props["phi"][lo:lo + size].to(device), props["log_q"][lo:lo + size],
+                                            lambda phi: -phi4.action(phi, params, check=False), log_b, spec.layers,
+                                            make_generator(seed, device), mass_variance=c.to(device))
+            phi = out.x.cpu()
+            return {"phi": phi, "log_q": out.log_q.cpu(), "action": phi4.action(phi, params),
+                    "layer_acceptance": out.acceptance.reshape(1, -1)}
+
+        data = draw_batches(spec.paths.n_paths, spec.batch, spec.seed, one_batch,
+                            ("phi", "log_q", "action", "layer_acceptance"), "seconds_layers_per_path", run_batches)
+        data["seconds_per_path"] = data["seconds_layers_per_path"] + props["seconds_per_path"]
+        return data
+
+    return cached_batches(cache, KIND_ANNEALED, {"annealed": spec}, spec.seed, __name__, draw)
 
 
 def weight_summary(props: dict) -> dict:
