@@ -105,6 +105,9 @@ def test_annealed_proposals_are_cached_resume_and_keep_the_weight_of_the_base_ta
                                                     path_proposals.HMCLayers(3, 0.2), make_generator(1), c)
     torch.testing.assert_close(-phi4.action(same.x, P) - same.log_q, -raw["action"] - raw["log_q"])
     assert tuple(log_b(raw["phi"]).shape) == (10,) and tuple(c.shape) == (4, 4)
+    fresh = path_proposals.draw_annealed(spec, cache)  # computed now, not stored: the same numbers
+    for name in ("phi", "log_q", "action"):
+        torch.testing.assert_close(fresh[name], reference[name])
 
 
 def test_annealed_specs_validate():

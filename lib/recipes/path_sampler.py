@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from lib.diffusion.annealing import HMCLayers
 from lib.physics import phi4
 from lib.recipes import deep_broken_phase, exact_sampler, lattice_transfer, phi4_diffusion, phi4_hmc
 from lib.recipes.pipelines import lattice_training as lt
 from lib.recipes.pipelines import phi4_ensembles as ens
-from lib.recipes.pipelines.path_proposals import PathSpec
+from lib.recipes.pipelines.path_proposals import AnnealedSpec, PathSpec
 
-__all__ = ["TRIAL_SEEDS", "FORCE", "critical_specs", "book_specs", "networks"]
+__all__ = ["TRIAL_SEEDS", "FORCE", "LAYERS", "critical_specs", "book_specs", "networks"]
 
 #: the seeds the trials used, recorded in tools/experiments/README.md; path proposals 31000 (exp_path_sampler.py)
 #: and 32001-32003 (the force score's p and c), the training of the Gaussian-base network 31100, the narrow Gaussian
@@ -26,15 +27,26 @@ __all__ = ["TRIAL_SEEDS", "FORCE", "critical_specs", "book_specs", "networks"]
 #: zero mode fitted to the data 33000-33003 with the HMC seed 33286 (exp_path_zero_mode.py), the zero mode in the
 #: broken phase 34000-34003 and at kappa = 1.0 34100-34103 (exp_path_broken.py), training the zero-mode proposal on
 #: the path weight at kappa = 0.27 36000-36016 and 36100-36112 with 36102 + 1000 b for its blocks b < 12
-#: (exp_path_finetune.py); the chapter uses none of them
+#: (exp_path_finetune.py), annealed layers after the path 37000-37037 (exp_path_snf.py; 37040-37041 a check of the
+#: pipeline) and 37100-37182 (exp_path_annealed.py, seeds s, s + 1, s + 2 for s = 37100, 37110, ..., 37180); the
+#: chapter uses none of them
 TRIAL_SEEDS = {"paths": (31000, 32001, 32002, 32003), "training": (31100,), "narrow": (31001,),
                "fine-tuning": tuple(range(32000, 32013)), "zero mode": (33000, 33001, 33002, 33003, 33286),
                "broken zero mode": (34000, 34001, 34002, 34003), "deep broken zero mode": (34100, 34101, 34102, 34103),
                "zero-mode fine-tuning": tuple(range(36000, 36017)) + tuple(range(36100, 36113))
-               + tuple(36102 + 1000 * b for b in range(1, 12))}
+               + tuple(36102 + 1000 * b for b in range(1, 12)),
+               "annealed layers": tuple(37000 + 10 * i + j for i in range(4) for j in (0, 1, 7)) + (37040, 37041)
+               + tuple(s + j for s in range(37100, 37181, 10) for j in range(3))}
 #: p and c of the force score (lib.diffusion.force_score), chosen in a trial at kappa = 0.21, L = 32 on seed 32001
 #: among p = 2, 4, 8 and c = 0.5, 1, 2, 4 (acceptance 0.69 for p = 4, c = 1; tools/experiments/README.md)
 FORCE = {"force_power": 4.0, "force_cut": 1.0}
+#: the annealed HMC layers after the path (lib.diffusion.annealing), chosen in trials (tools/experiments/README.md):
+#: 50 layers of 3 leapfrog steps of 0.3 where they were accepted 70-80% of the time (kappa = 0.21, L = 32 and
+#: kappa = 0.27, L = 16); at L = 32 near the critical point 0.3 was accepted half the time and the chain missed HMC on
+#: one trial seed, so 100 layers of 6 steps of 0.15 there, and of 0.1 in the broken phase (0.2 left |M| and <phi^2>
+#: 2 sigma low on one trial seed)
+LAYERS = {"short": HMCLayers(50, 0.3), "critical": HMCLayers(100, 0.15, n_leapfrog=6),
+          "broken": HMCLayers(100, 0.1, n_leapfrog=6)}
 
 
 def critical_specs(L: int, scale: str = "quick") -> tuple:
@@ -76,6 +88,11 @@ def book_specs(scale: str = "quick") -> dict:
         Gaussian score and with a network);
     ``"main"``
         the long chains at :math:`L = 32`: ``{name: PathSpec}``;
+    ``"annealed"``
+        ``{name: AnnealedSpec}``: the proposals of ``"main"`` continued by annealed HMC layers (:data:`LAYERS`) at
+        :math:`\kappa = 0.21` (free field), 0.27 (:math:`L = 16` and 32, the data zero mode) and 0.4 (the data zero
+        mode; its first 1024 paths at the quick scale), with the HMC runs at :math:`\kappa = 0.27` in
+        ``hmc["k0.27 annealed"]`` (``{L: ChainSpec}``, :math:`L = 16, 32` at both scales);
     ``"exact_L8"``
         the path chain with the :math:`8\times 8` network of :doc:`/book/part3/exact_sampler` and that chapter's
         full-Jacobian proposals (:class:`~lib.recipes.pipelines.flow_proposals.ProposalSpec`) of the same network;
@@ -122,8 +139,20 @@ def book_specs(scale: str = "quick") -> dict:
     main["k0.4 zero"] = PathSpec(dm["k0.4"][32], n_long, score="zero-mode", seed=31540)
     # the deep broken phase, kappa = 1.0, L = 32: the same proposal on the equilibrium ensemble of deep_broken_phase
     main["k1.0 zero"] = PathSpec(deep_broken_phase.book_specs(scale)["model"], n_long, score="zero-mode", seed=31550)
+    # annealed layers after the path: the same paths as main where it has them; kappa = 0.27, L = 32 has 1024 paths
+    # at the quick scale (main's recipe, which exists at the paper scale only); kappa = 0.4 the first 1024 of main's
+    crit32 = critical_specs(32, scale)
+    hmc["k0.27 annealed"] = {16: critical_specs(16, scale)[0], 32: crit32[0]}
+    annealed = {
+        "k0.21 L=32": AnnealedSpec(main["free"], LAYERS["short"], seed=31601),
+        "k0.27 L=16": AnnealedSpec(main["k0.27 L=16 zero"], LAYERS["short"], seed=31602),
+        "k0.27 L=32": AnnealedSpec(PathSpec(crit32[1], n_long if paper else 1024, score="zero-mode", seed=31542),
+                                   LAYERS["critical"], seed=31603),
+        "k0.4 L=32": AnnealedSpec(dataclasses.replace(main["k0.4 zero"], n_paths=n_long if paper else 1024),
+                                  LAYERS["broken"], zero_mode_mass="narrowest", seed=31604),
+    }
     return {
-        "dm": dm, "base": base, "k0.27": k027, "hmc": hmc, "main": main,
+        "dm": dm, "base": base, "k0.27": k027, "hmc": hmc, "main": main, "annealed": annealed,
         # 128 paths per kernel at the quick scale (256 until December 2026, halved for the time of CI: the table has one
         # check, the exact kernel's log w = log Z to rounding, which does not depend on the number of paths)
         "kernels": {"L": (8, 32), "n_steps": (50, 1000), "n_paths": 128 if not paper else 1024, "seed": 31220},

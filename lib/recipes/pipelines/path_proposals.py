@@ -44,7 +44,7 @@ from lib.recipes.pipelines.batched import cached_batches, draw_batches
 from lib.recipes.pipelines.lattice_training import DMSpec, forward_sde, normalisation, trained_model, training_configs
 
 __all__ = ["KIND_PATHS", "KIND_ANNEALED", "SCORES", "ZERO_MODE_MASSES", "PathSpec", "AnnealedSpec", "data_mode_variance",
-           "phi4_residual", "draw", "proposals", "base_density", "annealed", "weight_summary",
+           "phi4_residual", "draw", "proposals", "base_density", "annealed", "draw_annealed", "weight_summary",
            "chain_site_ratios", "gaussian_kernel_check", "gaussian_proposals"]
 
 #: cache kinds of the path proposals and of the proposals moved by annealed layers
@@ -249,6 +249,34 @@ def base_density(spec: PathSpec, cache: ArtefactCache | None = None, zero_mode_m
     return log_b, c
 
 
+def _anneal(spec: AnnealedSpec, props: dict, cache: ArtefactCache, device, run_batches=None) -> dict:
+    """The proposals ``props`` of ``spec.paths`` moved through ``spec.layers``, in batches (see :func:`annealed`)."""
+    log_b, c = base_density(spec.paths, cache, spec.zero_mode_mass)
+    params = spec.paths.dm.params
+
+    def one_batch(b, size, seed):
+        lo = b * spec.batch
+        out = annealing.annealed_layers(props["phi"][lo:lo + size].to(device), props["log_q"][lo:lo + size],
+                                        lambda phi: -phi4.action(phi, params, check=False), log_b, spec.layers,
+                                        make_generator(seed, device), mass_variance=c.to(device))
+        phi = out.x.cpu()
+        return {"phi": phi, "log_q": out.log_q.cpu(), "action": phi4.action(phi, params),
+                "layer_acceptance": out.acceptance.reshape(1, -1)}
+
+    data = draw_batches(int(props["phi"].shape[0]), spec.batch, spec.seed, one_batch,
+                        ("phi", "log_q", "action", "layer_acceptance"), "seconds_layers_per_path", run_batches)
+    data["seconds_per_path"] = data["seconds_layers_per_path"] + props["seconds_per_path"]
+    return data
+
+
+def draw_annealed(spec: AnnealedSpec, cache: ArtefactCache | None = None, device=None) -> dict:
+    """The annealed proposals of ``spec`` computed now, paths included, and not stored (e.g. to time them in the run
+    that compares the times; :func:`annealed` caches).  The same fields as :func:`annealed`."""
+    cache = ArtefactCache() if cache is None else cache
+    device = torch.device("cpu" if device is None else device)
+    return _anneal(spec, draw(spec.paths, cache, device), cache, device)
+
+
 def annealed(spec: AnnealedSpec, cache: ArtefactCache | None = None, device=None) -> dict:
     r"""The path proposals of ``spec.paths`` (:func:`proposals`, cached) moved through ``spec.layers``
     (:func:`lib.diffusion.annealing.annealed_layers`, target :math:`e^{-S}`, base :func:`base_density`); cached
@@ -262,25 +290,8 @@ def annealed(spec: AnnealedSpec, cache: ArtefactCache | None = None, device=None
     cache = ArtefactCache() if cache is None else cache
     device = torch.device("cpu" if device is None else device)
     props = proposals(spec.paths, cache, device)
-    log_b, c = base_density(spec.paths, cache, spec.zero_mode_mass)
-    params = spec.paths.dm.params
-
-    def draw(run_batches):
-        def one_batch(b, size, seed):
-            lo = b * spec.batch
-            out = annealing.annealed_layers(props["phi"][lo:lo + size].to(device), props["log_q"][lo:lo + size],
-                                            lambda phi: -phi4.action(phi, params, check=False), log_b, spec.layers,
-                                            make_generator(seed, device), mass_variance=c.to(device))
-            phi = out.x.cpu()
-            return {"phi": phi, "log_q": out.log_q.cpu(), "action": phi4.action(phi, params),
-                    "layer_acceptance": out.acceptance.reshape(1, -1)}
-
-        data = draw_batches(spec.paths.n_paths, spec.batch, spec.seed, one_batch,
-                            ("phi", "log_q", "action", "layer_acceptance"), "seconds_layers_per_path", run_batches)
-        data["seconds_per_path"] = data["seconds_layers_per_path"] + props["seconds_per_path"]
-        return data
-
-    return cached_batches(cache, KIND_ANNEALED, {"annealed": spec}, spec.seed, __name__, draw)
+    return cached_batches(cache, KIND_ANNEALED, {"annealed": spec}, spec.seed, __name__,
+                          lambda run_batches: _anneal(spec, props, cache, device, run_batches))
 
 
 def weight_summary(props: dict) -> dict:
