@@ -3,15 +3,17 @@
 Usage::
 
     .venv/bin/python benchmarks/path_sampler.py [--L 16 32] [--paths 1024] [--hmc-traj 400] [--threads 1]
-        [--score force|gaussian|both] [--seed 0]
+        [--score force|gaussian|zero-mode|annealed|all] [--seed 0]
 
 At kappa = 0.27, lambda = 0.022 (``lib.recipes.path_sampler.critical_specs``), for each lattice size, both samplers
 are measured in this run, on this machine:
 
 *Path chain* (lib.diffusion.path_sampler through lib.recipes.pipelines.path_proposals): ``--paths`` paths of the
 stochastic backward process (N = 100, momentum-space posterior kernel) with the free-field score (``gaussian``) or
-the free field plus the exact force at small noise (``force``; no network for either), drawn now and not cached,
-then the independence Metropolis-Hastings chain on paths.  The HMC ensemble whose propagator the scores use is
+the free field plus the exact force at small noise (``force``) or the free field with the data's zero mode
+(``zero-mode``), or that last one followed by the chapter's annealed HMC layers (``annealed``,
+``lib.recipes.path_sampler.LAYERS``: "short" at L <= 16, "critical" above; no network for any), drawn now and not
+cached, then the independence Metropolis-Hastings chain on paths.  The HMC ensemble whose propagator the scores use is
 made (or read from the cache) first and is not timed.
 *HMC* (lib.physics.hmc): the chains of that ensemble, continued from its final configurations for ``--hmc-traj``
 trajectories, all chains in one batch.
@@ -46,12 +48,12 @@ def main() -> None:
     parser.add_argument("--paths", type=int, default=1024)
     parser.add_argument("--hmc-traj", type=int, default=400)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--score", choices=("force", "gaussian", "both"), default="both")
+    parser.add_argument("--score", choices=("force", "gaussian", "zero-mode", "annealed", "all"), default="all")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cache = ArtefactCache()
-    scores = ("gaussian", "force") if args.score == "both" else (args.score,)
+    scores = ("gaussian", "force", "zero-mode", "annealed") if args.score == "all" else (args.score,)
     for L in args.L:
         hmc_spec, dm = rp.critical_specs(L)
         p = hmc_spec.params
@@ -66,9 +68,14 @@ def main() -> None:
         print(f"HMC: {hmc_spec.n_chains} chains x {args.hmc_traj} trajectories in {hmc_seconds:.2f} s")
         for score in scores:
             extra = rp.FORCE if score == "force" else {}
-            spec = paths.PathSpec(dm, args.paths, score=score, seed=20_000 + args.seed + L, **extra)
+            spec = paths.PathSpec(dm, args.paths, score="zero-mode" if score == "annealed" else score,
+                                  seed=20_000 + args.seed + L, **extra)
             start = time.perf_counter()
-            props = paths.draw(spec, cache)
+            if score == "annealed":
+                layers = rp.LAYERS["short" if L <= 16 else "critical"]
+                props = paths.draw_annealed(paths.AnnealedSpec(spec, layers, seed=21_000 + args.seed + L), cache)
+            else:
+                props = paths.draw(spec, cache)
             chain = flows.corrected_chain(props, make_generator(args.seed))
             path_seconds = time.perf_counter() - start
             print(f"path chain ({score}): {args.paths} paths in {path_seconds:.1f} s, acceptance "

@@ -5,7 +5,8 @@ Usage: exp_path_annealed.py CASE N_PATHS K STEP [SEED]
   CASE  k0.21-32 (free field), k0.27-16, k0.27-32 (zero mode), k0.4-32 (zero mode, the narrowest peak's mass)
 Prints, for the same paths without and with the K layers: sd(log w), ESS/n, k-hat, acceptance; then the chain's
 observables against HMC's with errors (tau_int) and their distance in combined standard errors.
-Environment NT: torch threads (1); POW: the schedule's power (1); NLF: leapfrog steps per layer (3).
+Environment SCORE (the proposal's score instead of the case's; with DM=base and k0.21-32 the chapter's Gaussian-base
+U-Net), NT: torch threads (1); POW: the schedule's power (1); NLF: leapfrog steps per layer (3).
 """
 import os
 import sys
@@ -36,6 +37,9 @@ if kappa == "k0.27":
 else:
     dm = specs["dm"][kappa][L]
     score, mass = ("gaussian", "data") if kappa == "k0.21" else ("zero-mode", "narrowest")
+if os.environ.get("SCORE"):  # e.g. SCORE=network: the stored network of dm (DM=base: the Gaussian-base U-Net)
+    score = os.environ["SCORE"]
+    dm = specs["base"] if os.environ.get("DM") == "base" else dm
 paths = pp.PathSpec(dm, n, score=score, seed=seed)
 spec = pp.AnnealedSpec(paths, pp.HMCLayers(K, step, n_lf, power), zero_mode_mass=mass, seed=seed + 2)
 raw, moved = pp.proposals(paths), pp.annealed(spec)

@@ -22,7 +22,6 @@ Environment: NT threads (1), NLF (3), EPS (0.5), POW (1), KIN (data | narrow), t
 Prints sd(log w), ESS/n, k-hat, the acceptance of the independence chain, the HMC layers' mean acceptance, time per
 path (backward process, layers), and <|M|>, chi_2, U_L of the chain and of the data (no errors: a trial).
 """
-import dataclasses
 import math
 import os
 import sys
