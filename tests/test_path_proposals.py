@@ -71,11 +71,13 @@ def test_path_proposals_are_cached_resume_and_make_an_exact_chain(tmp_path, monk
     assert summary["n"] == 10 and 0 < summary["ess_fraction"] <= 1 and summary["sd_log_w"] >= 0
 
 
-@pytest.mark.parametrize("score, mass", [("gaussian", "data"), ("zero-mode", "narrowest")])
+@pytest.mark.parametrize("score, mass, base", [("gaussian", "data", "score"), ("zero-mode", "narrowest", "score"),
+                                              ("network", "narrowest", "zero-mode")])
 def test_annealed_proposals_are_cached_resume_and_keep_the_weight_of_the_base_target(tmp_path, monkeypatch, score,
-                                                                                      mass):
+                                                                                      mass, base):
     paths = path_proposals.PathSpec(DM, 10, score=score, n_steps=6, batch=4, seed=5)
-    spec = path_proposals.AnnealedSpec(paths, path_proposals.HMCLayers(3, 0.2), zero_mode_mass=mass, batch=4, seed=6)
+    spec = path_proposals.AnnealedSpec(paths, path_proposals.HMCLayers(3, 0.2), zero_mode_mass=mass, base=base,
+                                       batch=4, seed=6)
     cache = ArtefactCache(tmp_path / "a")
     reference = path_proposals.annealed(spec, cache)
     assert reference["phi"].shape == (10, 4, 4) and reference["layer_acceptance"].shape == (3, 3)
@@ -99,7 +101,7 @@ def test_annealed_proposals_are_cached_resume_and_keep_the_weight_of_the_base_ta
     for name in ("phi", "log_q", "action"):
         torch.testing.assert_close(resumed[name], reference[name])
     # annealing from the target to itself (base = target) leaves each path's weight as it was
-    log_b, c = path_proposals.base_density(paths, cache, mass)
+    log_b, c = path_proposals.base_density(paths, cache, mass, base)
     target = lambda phi: -phi4.action(phi, P, check=False)  # noqa: E731
     same = path_proposals.annealing.annealed_layers(raw["phi"], raw["log_q"], target, target,
                                                     path_proposals.HMCLayers(3, 0.2), make_generator(1), c)
@@ -123,6 +125,9 @@ def test_annealed_specs_validate():
         path_proposals.AnnealedSpec(DM, layers)
     with pytest.raises(ValueError, match="narrowest"):
         path_proposals.base_density(paths, None, "narrowest")
+    with pytest.raises(ValueError, match="base"):
+        path_proposals.AnnealedSpec(paths, layers, base="exact")
+    path_proposals.AnnealedSpec(paths, layers, zero_mode_mass="narrowest", base="zero-mode")  # a fitted zero mode
 
 
 def test_the_path_density_is_that_of_the_field_in_its_own_units(tmp_path):

@@ -43,7 +43,7 @@ from lib.physics import metropolis, observables, phi4
 from lib.recipes.pipelines.batched import cached_batches, draw_batches
 from lib.recipes.pipelines.lattice_training import DMSpec, forward_sde, normalisation, trained_model, training_configs
 
-__all__ = ["KIND_PATHS", "KIND_ANNEALED", "SCORES", "ZERO_MODE_MASSES", "PathSpec", "AnnealedSpec", "data_mode_variance",
+__all__ = ["KIND_PATHS", "KIND_ANNEALED", "SCORES", "ZERO_MODE_MASSES", "BASES", "PathSpec", "AnnealedSpec", "data_mode_variance",
            "phi4_residual", "draw", "proposals", "base_density", "annealed", "draw_annealed", "weight_summary",
            "chain_site_ratios", "gaussian_kernel_check", "gaussian_proposals"]
 
@@ -186,6 +186,8 @@ def proposals(spec: PathSpec, cache: ArtefactCache | None = None, device=None) -
 
 #: what the annealed layers' momenta take as the zero mode's variance (:class:`AnnealedSpec`)
 ZERO_MODE_MASSES = ("data", "narrowest")
+#: the base density the annealed layers start from (:func:`base_density`)
+BASES = ("score", "zero-mode")
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,9 @@ class AnnealedSpec:
     # zero mode the variance of the narrowest peak of the fitted mixture instead of the data's <u^2>, which in a broken
     # phase is the distance between the vacua, not the width of either
     zero_mode_mass: str = "data"
+    # "score": the density of the proposal's score where it has one (the free field; its zero mode the fitted mixture
+    # for the "zero-mode" score); "zero-mode": the free field with the fitted zero mode whatever the score (e.g. a network)
+    base: str = "score"
     batch: int = 256  # proposals per batch; each finished batch is saved, so a run resumes
     seed: int = 0  # seed of the batches' generators (momenta, accept decisions)
 
@@ -209,29 +214,35 @@ class AnnealedSpec:
             raise ValueError(f"layers must be a lib.diffusion.annealing.HMCLayers, got {type(self.layers).__name__}")
         if self.zero_mode_mass not in ZERO_MODE_MASSES:
             raise ValueError(f"zero_mode_mass must be one of {ZERO_MODE_MASSES}, got {self.zero_mode_mass!r}")
-        if self.zero_mode_mass == "narrowest" and self.paths.score != "zero-mode":
-            raise ValueError("zero_mode_mass='narrowest' needs the zero-mode score (a fitted mixture)")
+        if self.base not in BASES:
+            raise ValueError(f"base must be one of {BASES}, got {self.base!r}")
+        if self.zero_mode_mass == "narrowest" and "zero-mode" not in (self.paths.score, self.base):
+            raise ValueError("zero_mode_mass='narrowest' needs a fitted zero mode (the zero-mode score or base)")
         object.__setattr__(self, "batch", require_int(self.batch, "batch", 1))
         object.__setattr__(self, "seed", require_int(self.seed, "seed", 0))
 
 
-def base_density(spec: PathSpec, cache: ArtefactCache | None = None, zero_mode_mass: str = "data"):
+def base_density(spec: PathSpec, cache: ArtefactCache | None = None, zero_mode_mass: str = "data",
+                 base: str = "score"):
     r"""``(log_b(phi), C)``: the log-density, up to a constant, that the proposals of ``spec`` approximate, and the
     per-mode variance of the momenta's inverse mass, both in the units of the lattice action.
 
     :math:`b` is the Gaussian of the data's propagator (:func:`data_mode_variance`) about the normalisation's shift;
-    with the ``"zero-mode"`` score its zero mode follows the fitted mixture instead.  Any :math:`b` leaves the annealed
+    with the ``"zero-mode"`` score, or ``base="zero-mode"``, its zero mode follows the fitted mixture instead.  Any :math:`b` leaves the annealed
     weights exact (:mod:`lib.diffusion.annealing`); this one is where the layers start.
     """
     cache = ArtefactCache() if cache is None else cache
     if zero_mode_mass not in ZERO_MODE_MASSES:
         raise ValueError(f"zero_mode_mass must be one of {ZERO_MODE_MASSES}, got {zero_mode_mass!r}")
-    if zero_mode_mass == "narrowest" and spec.score != "zero-mode":
-        raise ValueError("zero_mode_mass='narrowest' needs the zero-mode score (a fitted mixture)")
+    if base not in BASES:
+        raise ValueError(f"base must be one of {BASES}, got {base!r}")
+    fitted = spec.score == "zero-mode" or base == "zero-mode"
+    if zero_mode_mass == "narrowest" and not fitted:
+        raise ValueError("zero_mode_mass='narrowest' needs a fitted zero mode (the zero-mode score or base)")
     x = training_configs(spec.dm, cache)
     norm = normalisation(spec.dm, x)
     v = data_mode_variance(spec.dm, cache)
-    mixture = ZeroModeMixture.fit(norm.forward(x), spec.zero_mode_components) if spec.score == "zero-mode" else None
+    mixture = ZeroModeMixture.fit(norm.forward(x), spec.zero_mode_components) if fitted else None
     dims, root_volume = (-2, -1), math.sqrt(spec.dm.params.L ** 2)
 
     def log_b(phi):
@@ -251,7 +262,7 @@ def base_density(spec: PathSpec, cache: ArtefactCache | None = None, zero_mode_m
 
 def _anneal(spec: AnnealedSpec, props: dict, cache: ArtefactCache, device, run_batches=None) -> dict:
     """The proposals ``props`` of ``spec.paths`` moved through ``spec.layers``, in batches (see :func:`annealed`)."""
-    log_b, c = base_density(spec.paths, cache, spec.zero_mode_mass)
+    log_b, c = base_density(spec.paths, cache, spec.zero_mode_mass, spec.base)
     params = spec.paths.dm.params
 
     def one_batch(b, size, seed):
