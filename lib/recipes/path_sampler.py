@@ -43,7 +43,7 @@ FORCE = {"force_power": 4.0, "force_cut": 1.0}
 #: the annealed HMC layers after the path (lib.diffusion.annealing), chosen in trials (tools/experiments/README.md):
 #: 50 layers of 3 leapfrog steps of 0.3 where they were accepted 70-80% of the time (kappa = 0.21, L = 32 and
 #: kappa = 0.27, L = 16); at L = 32 near the critical point 0.3 was accepted half the time and the chain missed HMC on
-#: one trial seed, so 100 layers of 6 steps of 0.15 there, and of 0.1 in the broken phase (0.2 left |M| and <phi^2>
+#: one trial seed, so 100 layers of 6 steps of 0.15 there, and of 0.1 in the broken phase (0.2 left <abs M> and <phi^2>
 #: 2 sigma low on one trial seed)
 LAYERS = {"short": HMCLayers(50, 0.3), "critical": HMCLayers(100, 0.15, n_leapfrog=6),
           "broken": HMCLayers(100, 0.1, n_leapfrog=6)}

@@ -3,11 +3,15 @@
 For each kappa (lambda = 0.022) on an L x L lattice: an HMC ensemble (32 chains, 640 trajectories after 200, one
 configuration kept every 10; hot starts up to kappa = 0.28, cold above), then the path-space chain
 (lib.recipes.pipelines.path_proposals, N = 100, momentum-space posterior kernel with the ensemble's propagator) with
-the free-field score and with the free field plus the zero mode fitted to the data (3 components).  Printed per
+the free-field score and with the free field plus the zero mode fitted to the data (3 components), and (added in
+the fifth session of 2026-12-07) that zero mode followed by the path chapter's annealed HMC layers
+(lib.recipes.path_sampler.LAYERS: "short" at L <= 16, "critical" above; "broken", with the narrowest peak's mass,
+for kappa >= 0.30; layer seed 35800 + 100 * i + L).  Printed per
 proposal: sd(log w), ESS/n, the Pareto k-hat against its threshold, the acceptance, and the chain's <|M|> and U_L
 against the data's.  The baseline that a kappa-conditioned network (issue 32) must beat, and where.
 
-Usage: exp_phase_scan.py L N_PATHS KAPPA [KAPPA ...]      Environment NT: torch threads (1).
+Usage: exp_phase_scan.py L N_PATHS KAPPA [KAPPA ...]
+Environment NT: torch threads (1); SCORES: the proposals, comma-separated, of gaussian, zero-mode, annealed (all).
 Seeds: HMC 35000 + 100 * i + L, paths 35500 + 100 * i + L (and + 1 for the chain), i the index of kappa.
 """
 import dataclasses
@@ -40,10 +44,17 @@ for i, kappa in enumerate(kappas):
     d = obs.magnetisation_summary(m, L * L, np.random.default_rng(0))
     print(f"L {L} kappa {kappa}: HMC {m.numel()} configurations, <|M|> {d['absM'][0]:.4f}({d['absM'][1]:.4f}) "
           f"U_L {d['U_L'][0]:.3f}({d['U_L'][1]:.3f}) ({time.perf_counter() - t0:.0f} s)", flush=True)
-    for score in ("gaussian", "zero-mode"):
-        spec = pp.PathSpec(dm, n_paths, score=score, seed=35500 + 100 * i + L, batch=128)
+    for score in os.environ.get("SCORES", "gaussian,zero-mode,annealed").split(","):
+        spec = pp.PathSpec(dm, n_paths, score="zero-mode" if score == "annealed" else score,
+                           seed=35500 + 100 * i + L, batch=128)
         t0 = time.perf_counter()
-        props = pp.draw(spec, cache)
+        if score == "annealed":
+            broken = kappa >= 0.30
+            layers = rps.LAYERS["broken" if broken else "short" if L <= 16 else "critical"]
+            props = pp.draw_annealed(pp.AnnealedSpec(spec, layers, zero_mode_mass="narrowest" if broken else "data",
+                                                     seed=35800 + 100 * i + L), cache)
+        else:
+            props = pp.draw(spec, cache)
         w = pp.weight_summary(props)
         ch = flows.corrected_chain(props, make_generator(spec.seed + 1))
         try:
