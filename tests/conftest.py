@@ -27,13 +27,12 @@ def _no_repository_store(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
-def crash_dsm_loss_at(monkeypatch):
-    """``crash(call, exc)``: make the training loop's loss raise ``exc`` at its ``call``-th evaluation (a simulated
-    crash or interruption); returns a function that undoes it."""
-    import lib.diffusion.training as train_mod
+def crash_at(monkeypatch):
+    """``crash(owner, name, call, exc)``: make the function ``owner.name`` raise ``exc`` at its ``call``-th call (a
+    simulated crash or interruption of a long run); returns a function that undoes it."""
 
-    def crash(call: int, exc: BaseException):
-        real, calls = train_mod.dsm_loss, []
+    def crash(owner, name: str, call: int, exc: BaseException):
+        real, calls = getattr(owner, name), []
 
         def crashing(*args, **kwargs):
             calls.append(1)
@@ -41,7 +40,16 @@ def crash_dsm_loss_at(monkeypatch):
                 raise exc
             return real(*args, **kwargs)
 
-        monkeypatch.setattr(train_mod, "dsm_loss", crashing)
-        return lambda: monkeypatch.setattr(train_mod, "dsm_loss", real)
+        monkeypatch.setattr(owner, name, crashing)
+        return lambda: monkeypatch.setattr(owner, name, real)
 
     return crash
+
+
+@pytest.fixture
+def crash_dsm_loss_at(crash_at):
+    """``crash(call, exc)``: make the training loop's loss raise ``exc`` at its ``call``-th evaluation; returns a
+    function that undoes it."""
+    import lib.diffusion.training as train_mod
+
+    return lambda call, exc: crash_at(train_mod, "dsm_loss", call, exc)

@@ -43,7 +43,7 @@ def test_specs_validate():
         es.book_specs("huge")
 
 
-def test_proposals_are_cached_resume_and_have_the_density_of_the_field(tmp_path, monkeypatch):
+def test_proposals_are_cached_resume_and_have_the_density_of_the_field(tmp_path, crash_at):
     reference = flow_proposals.proposals(SPEC, ArtefactCache(tmp_path / "a"))
     assert reference["phi"].shape == (10, 4, 4) and reference["hutchinson_error"].shape == (10, 2)
     torch.testing.assert_close(reference["action"], phi4.action(reference["phi"], P))
@@ -52,18 +52,10 @@ def test_proposals_are_cached_resume_and_have_the_density_of_the_field(tmp_path,
     assert norm.scale > 0 and math.isfinite(float(reference["log_q"].sum()))
     # an interrupted run resumes with the next batch and gives the same proposals
     cache = ArtefactCache(tmp_path / "b")
-    real, calls = flow_proposals.flow_map.flow_proposals, []
-
-    def crash_second(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("simulated interruption")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(flow_proposals.flow_map, "flow_proposals", crash_second)
+    undo = crash_at(flow_proposals.flow_map, "flow_proposals", 2, KeyboardInterrupt("simulated interruption"))
     with pytest.raises(KeyboardInterrupt):
         flow_proposals.proposals(SPEC, cache)
-    monkeypatch.setattr(flow_proposals.flow_map, "flow_proposals", real)
+    undo()
     scratch = cache.scratch_dir(flow_proposals.KIND_PROPOSALS, {"proposals": SPEC}, code=flow_proposals.__name__)
     assert sorted(p.name for p in scratch.glob("batch_*.pt")) == ["batch_00000.pt"]
     resumed = flow_proposals.proposals(SPEC, cache)

@@ -43,25 +43,17 @@ def test_path_specs_validate():
 
 
 @pytest.mark.parametrize("score", ["network", "gaussian", "force", "zero-mode"])
-def test_path_proposals_are_cached_resume_and_make_an_exact_chain(tmp_path, monkeypatch, score):
+def test_path_proposals_are_cached_resume_and_make_an_exact_chain(tmp_path, crash_at, score):
     spec = path_proposals.PathSpec(DM, 10, score=score, n_steps=6, batch=4, seed=5)
     reference = path_proposals.proposals(spec, ArtefactCache(tmp_path / "a"))
     assert reference["phi"].shape == (10, 4, 4)
     torch.testing.assert_close(reference["action"], phi4.action(reference["phi"], P))
     assert math.isfinite(float(reference["log_q"].sum())) and float(reference["seconds_per_path"]) > 0
     cache = ArtefactCache(tmp_path / "b")
-    real, calls = path_proposals.ps.path_proposals, []
-
-    def crash_second(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("simulated interruption")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(path_proposals.ps, "path_proposals", crash_second)
+    undo = crash_at(path_proposals.ps, "path_proposals", 2, KeyboardInterrupt("simulated interruption"))
     with pytest.raises(KeyboardInterrupt):
         path_proposals.proposals(spec, cache)
-    monkeypatch.setattr(path_proposals.ps, "path_proposals", real)
+    undo()
     resumed = path_proposals.proposals(spec, cache)
     for name in ("phi", "log_q", "action"):
         torch.testing.assert_close(resumed[name], reference[name])
@@ -73,8 +65,8 @@ def test_path_proposals_are_cached_resume_and_make_an_exact_chain(tmp_path, monk
 
 @pytest.mark.parametrize("score, mass, base", [("gaussian", "data", "score"), ("zero-mode", "narrowest", "score"),
                                               ("network", "narrowest", "zero-mode")])
-def test_annealed_proposals_are_cached_resume_and_keep_the_weight_of_the_base_target(tmp_path, monkeypatch, score,
-                                                                                      mass, base):
+def test_annealed_proposals_are_cached_resume_and_keep_the_weight_of_the_base_target(tmp_path, crash_at, score, mass,
+                                                                                      base):
     paths = path_proposals.PathSpec(DM, 10, score=score, n_steps=6, batch=4, seed=5)
     spec = path_proposals.AnnealedSpec(paths, path_proposals.HMCLayers(3, 0.2), zero_mode_mass=mass, base=base,
                                        batch=4, seed=6)
@@ -84,19 +76,11 @@ def test_annealed_proposals_are_cached_resume_and_keep_the_weight_of_the_base_ta
     torch.testing.assert_close(reference["action"], phi4.action(reference["phi"], P))
     raw = path_proposals.proposals(paths, cache)
     assert float(reference["seconds_per_path"]) > float(raw["seconds_per_path"])
-    real, calls = path_proposals.annealing.annealed_layers, []
-
-    def crash_second(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("simulated interruption")
-        return real(*args, **kwargs)
-
     other = ArtefactCache(tmp_path / "b")
-    monkeypatch.setattr(path_proposals.annealing, "annealed_layers", crash_second)
+    undo = crash_at(path_proposals.annealing, "annealed_layers", 2, KeyboardInterrupt("simulated interruption"))
     with pytest.raises(KeyboardInterrupt):
         path_proposals.annealed(spec, other)
-    monkeypatch.setattr(path_proposals.annealing, "annealed_layers", real)
+    undo()
     resumed = path_proposals.annealed(spec, other)
     for name in ("phi", "log_q", "action"):
         torch.testing.assert_close(resumed[name], reference[name])
