@@ -29,14 +29,17 @@ __all__ = ["TRIAL_SEEDS", "FORCE", "LAYERS", "critical_specs", "book_specs", "ne
 #: the path weight at kappa = 0.27 36000-36016 and 36100-36112 with 36102 + 1000 b for its blocks b < 12
 #: (exp_path_finetune.py), annealed layers after the path 37000-37037 (exp_path_snf.py; 37040-37041 a check of the
 #: pipeline) and 37100-37202 (exp_path_annealed.py, seeds s, s + 1, s + 2 for s = 37100, 37110, ..., 37200),
-#: longer and wider networks 37300-37303 (exp_path_longer.py); the chapter uses none of them
+#: longer and wider networks 37300-37303 (exp_path_longer.py), the scan across the transition 35000-35832
+#: (exp_phase_scan.py, for issue 32); the chapter uses none of them
 TRIAL_SEEDS = {"paths": (31000, 32001, 32002, 32003), "training": (31100,), "narrow": (31001,),
                "fine-tuning": tuple(range(32000, 32013)), "zero mode": (33000, 33001, 33002, 33003, 33286),
                "broken zero mode": (34000, 34001, 34002, 34003), "deep broken zero mode": (34100, 34101, 34102, 34103),
                "zero-mode fine-tuning": tuple(range(36000, 36017)) + tuple(range(36100, 36113))
                + tuple(36102 + 1000 * b for b in range(1, 12)),
                "annealed layers": tuple(37000 + 10 * i + j for i in range(4) for j in (0, 1, 7)) + (37040, 37041)
-               + tuple(s + j for s in range(37100, 37201, 10) for j in range(3)) + (37300, 37301, 37302, 37303)}
+               + tuple(s + j for s in range(37100, 37201, 10) for j in range(3)) + (37300, 37301, 37302, 37303),
+               "phase scan": tuple(b + 100 * i + L + j for b in (35000, 35500, 35800) for i in range(5) for L in (16, 32)
+                                   for j in ((0,) if b == 35000 else (0, 1) if b == 35500 else (0,)))}
 #: p and c of the force score (lib.diffusion.force_score), chosen in a trial at kappa = 0.21, L = 32 on seed 32001
 #: among p = 2, 4, 8 and c = 0.5, 1, 2, 4 (acceptance 0.69 for p = 4, c = 1; tools/experiments/README.md)
 FORCE = {"force_power": 4.0, "force_cut": 1.0}

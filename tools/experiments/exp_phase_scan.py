@@ -11,7 +11,8 @@ proposal: sd(log w), ESS/n, the Pareto k-hat against its threshold, the acceptan
 against the data's.  The baseline that a kappa-conditioned network (issue 32) must beat, and where.
 
 Usage: exp_phase_scan.py L N_PATHS KAPPA [KAPPA ...]
-Environment NT: torch threads (1); SCORES: the proposals, comma-separated, of gaussian, zero-mode, annealed (all).
+Environment NT: torch threads (1); SCORES: the proposals, comma-separated, of gaussian, zero-mode, annealed (all);
+BROKEN_FROM: the kappa from which the annealed layers are the broken phase's (0.30).
 Seeds: HMC 35000 + 100 * i + L, paths 35500 + 100 * i + L (and + 1 for the chain), i the index of kappa.
 """
 import dataclasses
@@ -49,7 +50,7 @@ for i, kappa in enumerate(kappas):
                            seed=35500 + 100 * i + L, batch=128)
         t0 = time.perf_counter()
         if score == "annealed":
-            broken = kappa >= 0.30
+            broken = kappa >= float(os.environ.get("BROKEN_FROM", "0.30"))
             layers = rps.LAYERS["broken" if broken else "short" if L <= 16 else "critical"]
             props = pp.draw_annealed(pp.AnnealedSpec(spec, layers, zero_mode_mass="narrowest" if broken else "data",
                                                      seed=35800 + 100 * i + L), cache)
