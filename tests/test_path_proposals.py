@@ -42,6 +42,17 @@ def test_path_specs_validate():
         rp.book_specs("huge")
 
 
+def _resumes_after_an_interruption(crash_at, owner, name: str, make, reference: dict) -> None:
+    """``make()`` interrupted at the second call of ``owner.name`` (a batch), then run again, gives ``reference``."""
+    undo = crash_at(owner, name, 2, KeyboardInterrupt("simulated interruption"))
+    with pytest.raises(KeyboardInterrupt):
+        make()
+    undo()
+    resumed = make()
+    for field in ("phi", "log_q", "action"):
+        torch.testing.assert_close(resumed[field], reference[field])
+
+
 @pytest.mark.parametrize("score", ["network", "gaussian", "force", "zero-mode"])
 def test_path_proposals_are_cached_resume_and_make_an_exact_chain(tmp_path, crash_at, score):
     spec = path_proposals.PathSpec(DM, 10, score=score, n_steps=6, batch=4, seed=5)
@@ -50,13 +61,8 @@ def test_path_proposals_are_cached_resume_and_make_an_exact_chain(tmp_path, cras
     torch.testing.assert_close(reference["action"], phi4.action(reference["phi"], P))
     assert math.isfinite(float(reference["log_q"].sum())) and float(reference["seconds_per_path"]) > 0
     cache = ArtefactCache(tmp_path / "b")
-    undo = crash_at(path_proposals.ps, "path_proposals", 2, KeyboardInterrupt("simulated interruption"))
-    with pytest.raises(KeyboardInterrupt):
-        path_proposals.proposals(spec, cache)
-    undo()
-    resumed = path_proposals.proposals(spec, cache)
-    for name in ("phi", "log_q", "action"):
-        torch.testing.assert_close(resumed[name], reference[name])
+    _resumes_after_an_interruption(crash_at, path_proposals.ps, "path_proposals",
+                                   lambda: path_proposals.proposals(spec, cache), reference)
     out = flow_proposals.corrected_chain(reference, make_generator(0))
     assert out["M"].shape == (9,) and math.isfinite(out["k_hat"]) or out["k_hat"] == float("inf")
     summary = path_proposals.weight_summary(reference)
@@ -77,13 +83,8 @@ def test_annealed_proposals_are_cached_resume_and_keep_the_weight_of_the_base_ta
     raw = path_proposals.proposals(paths, cache)
     assert float(reference["seconds_per_path"]) > float(raw["seconds_per_path"])
     other = ArtefactCache(tmp_path / "b")
-    undo = crash_at(path_proposals.annealing, "annealed_layers", 2, KeyboardInterrupt("simulated interruption"))
-    with pytest.raises(KeyboardInterrupt):
-        path_proposals.annealed(spec, other)
-    undo()
-    resumed = path_proposals.annealed(spec, other)
-    for name in ("phi", "log_q", "action"):
-        torch.testing.assert_close(resumed[name], reference[name])
+    _resumes_after_an_interruption(crash_at, path_proposals.annealing, "annealed_layers",
+                                   lambda: path_proposals.annealed(spec, other), reference)
     # annealing from the target to itself (base = target) leaves each path's weight as it was
     log_b, c = path_proposals.base_density(paths, cache, mass, base)
     target = lambda phi: -phi4.action(phi, P, check=False)  # noqa: E731
